@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+export type ServiceName = 'api' | 'caller' | 'mock-imds'
+
+export interface RunningService {
+  name: ServiceName
+  url: string
+  port: number
+  child: ChildProcess
+  /** Every line the service logged so far (JSON lines). */
+  logs: string[]
+  stop: () => Promise<void>
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+export interface StartOptions {
+  env?: Record<string, string | undefined>
+  /** Pass the service's output through to this process's stdout/stderr. */
+  inheritOutput?: boolean
+  timeoutMs?: number
+}
+
+/**
+ * Starts one service as a real process on 127.0.0.1 (PORT=0 unless given) and resolves once it
+ * listens. Its environment is exactly what `env` says plus PATH: nothing leaks from this shell
+ * into the SDK's endpoint discovery.
+ */
+export async function startService (name: ServiceName, options: StartOptions = {}): Promise<RunningService> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' }
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (value === undefined) delete env[key]
+    else env[key] = value
+  }
+  const child = spawn(process.execPath, [`services/${name}/src/server.ts`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const logs: string[] = []
+  let buffered = ''
+  const listening = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${options.timeoutMs ?? 15_000} ms:\n${logs.join('\n')}`)), options.timeoutMs ?? 15_000)
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      if (options.inheritOutput) process.stdout.write(chunk)
+      buffered += chunk
+      const lines = buffered.split('\n')
+      buffered = lines.pop() ?? ''
+      for (const line of lines) {
+        logs.push(line)
+        const port = /"msg":"Server listening at http:\/\/127\.0\.0\.1:(\d+)"/.exec(line)?.[1]
+        if (port) { clearTimeout(timer); resolve(Number(port)) }
+      }
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      if (options.inheritOutput) process.stderr.write(chunk)
+      logs.push(...chunk.split('\n').filter(Boolean))
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited (code ${code}, signal ${signal}) before listening:\n${logs.join('\n')}`))
+    })
+  })
+  // With a fixed port and a quiet log level there is no "listening" line to wait for: poll instead.
+  const fixedPort = Number(env.PORT)
+  const port = fixedPort > 0 ? await Promise.race([listening, pollHealth(fixedPort, options.timeoutMs ?? 15_000)]) : await listening
+  listening.catch(() => {})
+  return {
+    name,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    child,
+    logs,
+    async stop () {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+async function pollHealth (port: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`)
+      if (response.ok) return port
+    } catch { /* not listening yet */ }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing answered on port ${port} within ${timeoutMs} ms`)
+}
+
+/** The environment that points the api at a running mock-imds. */
+export const apiEnv = (mockUrl: string, tenantId: string, audience: string): Record<string, string> => ({
+  AUTH_TENANT_ID: tenantId,
+  AUTH_AUDIENCE: audience,
+  AUTH_AUTHORITY_HOST: mockUrl
+})
+
+/** The environment that points the caller's SDK at a running mock-imds through IMDS. */
+export const callerImdsEnv = (mockUrl: string, apiUrl: string, scope: string): Record<string, string> => ({
+  API_BASE_URL: apiUrl,
+  API_SCOPE: scope,
+  AZURE_POD_IDENTITY_AUTHORITY_HOST: mockUrl
+})

@@ -1,0 +1,91 @@
+import type { SigningKey } from './keys.ts'
+import { createSigningKey } from './keys.ts'
+import { mintToken, type IssuedToken } from './tokens.ts'
+import type { ApplicationModel, ManagedIdentityModel, TenantModel } from './tenant.ts'
+
+/** An error in the shape the identity endpoints answer with: HTTP status, OAuth error code, description. */
+export class TokenRequestError extends Error {
+  readonly status: number
+  readonly code: string
+  constructor (status: number, code: string, description: string) {
+    super(description)
+    this.status = status
+    this.code = code
+  }
+}
+
+export type Selector =
+  | { kind: 'system' }
+  | { kind: 'clientId' | 'principalId' | 'resourceId', value: string }
+
+const lower = (value: string) => value.toLowerCase()
+
+/**
+ * What sits behind IMDS and the identity endpoint: picks the identity, finds the resource's app
+ * registration, mints tokens and caches them per identity and resource as the real service does.
+ */
+export class Issuer {
+  readonly tenant: TenantModel
+  readonly lifetimeSeconds: number
+  /** The keys in the JWKS, newest first; the first one signs. */
+  keys: SigningKey[]
+  private readonly cache = new Map<string, IssuedToken>()
+
+  constructor (tenant: TenantModel, options: { lifetimeSeconds: number }) {
+    this.tenant = tenant
+    this.lifetimeSeconds = options.lifetimeSeconds
+    this.keys = [createSigningKey()]
+  }
+
+  get signingKey (): SigningKey {
+    return this.keys[0] as SigningKey
+  }
+
+  selectIdentity (selector: Selector): ManagedIdentityModel {
+    const identities = this.tenant.managedIdentities
+    if (selector.kind === 'system') {
+      const system = identities.find((mi) => mi.type === 'SystemAssigned')
+      if (system) return system
+      const userAssigned = identities.filter((mi) => mi.type === 'UserAssigned')
+      if (userAssigned.length === 1) return userAssigned[0] as ManagedIdentityModel
+      if (userAssigned.length > 1) {
+        throw new TokenRequestError(400, 'invalid_request', 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request')
+      }
+      throw new TokenRequestError(400, 'invalid_request', 'Identity not found')
+    }
+    const wanted = lower(selector.value)
+    const found = identities.find((mi) => lower(mi[selector.kind]) === wanted)
+    if (!found) throw new TokenRequestError(400, 'invalid_request', 'Identity not found')
+    return found
+  }
+
+  /** The app registration a resource names: one of its identifierUris, or its appId. */
+  findApplication (resource: string): ApplicationModel {
+    const app = this.tenant.applications.find((a) =>
+      a.appId.toLowerCase() === resource.toLowerCase() || a.identifierUris.includes(resource))
+    if (!app) {
+      throw new TokenRequestError(400, 'invalid_resource',
+        `AADSTS500011: The resource principal named ${resource} was not found in the tenant named ${this.tenant.tenantId}. ` +
+        'This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. ' +
+        'You might have sent your authentication request to the wrong tenant.')
+    }
+    return app
+  }
+
+  issue (identity: ManagedIdentityModel, resource: string): IssuedToken {
+    const app = this.findApplication(resource)
+    const cacheKey = `${identity.principalId}\n${resource}`
+    const now = Math.floor(Date.now() / 1000)
+    const cached = this.cache.get(cacheKey)
+    // The managed identity service hands out the same token until shortly before it expires.
+    if (cached && cached.expiresOn - now > Math.min(300, this.lifetimeSeconds / 4)) return cached
+    if (app.servicePrincipal.appRoleAssignmentRequired === true &&
+        !this.tenant.appRoleAssignments.some((a) => a.principalId === identity.principalId && a.resourceId === app.servicePrincipal.id)) {
+      throw new TokenRequestError(400, 'invalid_grant',
+        `AADSTS501051: Application '${identity.clientId}' is not assigned to a role for the application '${resource}'(${app.displayName}).`)
+    }
+    const token = mintToken({ tenant: this.tenant, identity, app, resource, key: this.signingKey, lifetimeSeconds: this.lifetimeSeconds, now })
+    this.cache.set(cacheKey, token)
+    return token
+  }
+}

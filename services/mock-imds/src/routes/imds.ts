@@ -1,0 +1,73 @@
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import { TokenRequestError, type Issuer, type Selector } from '../issuer.ts'
+import { sendTokenError } from './token-errors.ts'
+
+type Query = Record<string, string | string[] | undefined>
+
+/** IMDS's own api-versions for the identity category start at 2018-02-01. */
+const supportedApiVersion = (value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value) && value >= '2018-02-01'
+
+/**
+ * The IMDS managed identity token endpoint of VMs and VM Scale Sets, as
+ * GET /metadata/identity/oauth2/token (the SDK adds a trailing slash; the app's router ignores it).
+ */
+export const imdsRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastify, { issuer }) => {
+  fastify.get<{ Querystring: Query }>('/metadata/identity/oauth2/token', async (request, reply) => {
+    try {
+      if (request.headers['x-forwarded-for'] !== undefined) {
+        throw new TokenRequestError(400, 'invalid_request', 'Request with X-Forwarded-For header is not allowed')
+      }
+      if (request.headers.metadata !== 'true') {
+        throw new TokenRequestError(400, 'invalid_request', 'Required metadata header not specified')
+      }
+      const query = singleValued(request.query)
+      const apiVersion = query['api-version']
+      if (apiVersion === undefined || !supportedApiVersion(apiVersion)) {
+        throw new TokenRequestError(400, 'invalid_request', 'Bad request. api-version is invalid or was not specified in the request. For more information refer to aka.ms/azureimds')
+      }
+      const resource = query.resource
+      if (resource === undefined || resource === '') {
+        throw new TokenRequestError(400, 'invalid_request', 'Required query variable \'resource\' is missing')
+      }
+      const identity = issuer.selectIdentity(selectorOf(query, { client_id: 'clientId', object_id: 'principalId', msi_res_id: 'resourceId' }))
+      const token = issuer.issue(identity, resource)
+      const now = Math.floor(Date.now() / 1000)
+      // Every value a string, as IMDS sends them; resource echoed exactly, or the SDK's cache never hits.
+      return sendJson(reply, 200, {
+        access_token: token.accessToken,
+        client_id: identity.clientId,
+        expires_in: String(token.expiresOn - now),
+        expires_on: String(token.expiresOn),
+        ext_expires_in: String(token.expiresOn - now),
+        not_before: String(token.notBefore),
+        resource,
+        token_type: 'Bearer'
+      })
+    } catch (error) {
+      return sendTokenError(reply, error)
+    }
+  })
+}
+
+export function singleValued (query: Query): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {}
+  for (const [name, value] of Object.entries(query)) {
+    if (Array.isArray(value)) throw new TokenRequestError(400, 'invalid_request', `Duplicate query parameter '${name}'`)
+    out[name] = value
+  }
+  return out
+}
+
+/** At most one selector per request; none means the system-assigned identity. */
+export function selectorOf (query: Record<string, string | undefined>, names: Record<string, 'clientId' | 'principalId' | 'resourceId'>): Selector {
+  const given = Object.entries(names).filter(([name]) => query[name] !== undefined && query[name] !== '')
+  if (given.length > 1) {
+    throw new TokenRequestError(400, 'invalid_request', `Only one of ${Object.keys(names).join(', ')} may be specified`)
+  }
+  const [entry] = given
+  if (!entry) return { kind: 'system' }
+  return { kind: entry[1], value: query[entry[0]] as string }
+}
+
+export const sendJson = (reply: FastifyReply, status: number, body: unknown) =>
+  reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(body))
