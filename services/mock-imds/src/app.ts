@@ -2,22 +2,30 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { healthPlugin } from '../../shared/health.ts'
 import { loggerOptions } from '../../shared/logger.ts'
 import { metricsPlugin } from '../../shared/metrics.ts'
+import { buildAdminApp } from './admin.ts'
 import type { MockImdsConfig } from './config.ts'
+import { FaultBoard } from './faults.ts'
 import { Issuer } from './issuer.ts'
+import { trafficPlugin, type RequestCounts } from './plugins/traffic.ts'
 import { entraRoutes } from './routes/entra.ts'
 import { identityEndpointRoutes } from './routes/identity-endpoint.ts'
 import { imdsRoutes } from './routes/imds.ts'
-import { defaultTenantPath, loadTenantFile } from './tenant.ts'
+import { defaultTenant, loadTenantFile } from './tenant.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     issuer: Issuer
+    faults: FaultBoard
+    /** The admin API's own instance when MOCK_IMDS_ADMIN_PORT is set; it listens once this app is ready. */
+    admin: FastifyInstance | null
   }
 }
 
 export async function buildApp (config: MockImdsConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const tenant = loadTenantFile(config.MOCK_IMDS_TENANT_FILE ?? defaultTenantPath.pathname)
+  const tenant = config.MOCK_IMDS_TENANT_FILE === undefined ? defaultTenant() : loadTenantFile(config.MOCK_IMDS_TENANT_FILE)
   const issuer = new Issuer(tenant, { lifetimeSeconds: config.MOCK_IMDS_TOKEN_LIFETIME_SECONDS })
+  const faults = new FaultBoard()
+  const counts: RequestCounts = { tokenRequests: 0, jwksRequests: 0, discoveryRequests: 0 }
 
   const app = Fastify({
     logger: loggerOptions(config.LOG_LEVEL),
@@ -26,10 +34,30 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
     ...options
   })
   app.decorate('issuer', issuer)
+  app.decorate('faults', faults)
   await app.register(metricsPlugin, { defaultLabels: { service: 'mock-imds' } })
   await app.register(healthPlugin)
+  await app.register(trafficPlugin, { faults, counts })
   await app.register(imdsRoutes, { issuer })
   await app.register(identityEndpointRoutes, { issuer, identityHeader: config.MOCK_IMDS_IDENTITY_HEADER })
   await app.register(entraRoutes, { issuer })
+
+  const adminPort = config.MOCK_IMDS_ADMIN_PORT
+  if (adminPort === undefined) {
+    app.decorate('admin', null)
+    return app
+  }
+  const admin = buildAdminApp({ issuer, faults, counts }, { loggerInstance: app.log.child({ listener: 'admin' }) })
+  app.decorate('admin', admin)
+  // The admin listener lives and dies with the public one; its log line is worded differently
+  // so that nothing waiting for "Server listening at" mistakes its port for the public one.
+  app.addHook('onReady', async () => {
+    await admin.listen({
+      host: config.MOCK_IMDS_ADMIN_HOST,
+      port: adminPort,
+      listenTextResolver: (address) => `Admin API listening at ${address}`
+    })
+  })
+  app.addHook('onClose', async () => { await admin.close() })
   return app
 }

@@ -27,18 +27,43 @@ const lower = (value: string) => value.toLowerCase()
 export class Issuer {
   readonly tenant: TenantModel
   readonly lifetimeSeconds: number
-  /** The keys in the JWKS, newest first; the first one signs. */
+  /** The key that signs new tokens. */
+  signingKey: SigningKey
+  /** The keys the JWKS publishes, newest first. Normally the signing key is among them. */
   keys: SigningKey[]
   private readonly cache = new Map<string, IssuedToken>()
 
   constructor (tenant: TenantModel, options: { lifetimeSeconds: number }) {
     this.tenant = tenant
     this.lifetimeSeconds = options.lifetimeSeconds
-    this.keys = [createSigningKey()]
+    this.signingKey = createSigningKey()
+    this.keys = [this.signingKey]
   }
 
-  get signingKey (): SigningKey {
-    return this.keys[0] as SigningKey
+  /**
+   * A new signing key, as in an Entra key roll. The old keys stay published unless told
+   * otherwise, so tokens already out there keep validating; cached tokens stay cached, as the
+   * managed identity service's do (signed by the old key).
+   */
+  rotateKeys (keepPrevious = true): { kid: string, previousKids: string[] } {
+    const previousKids = this.keys.map((key) => key.kid)
+    this.signingKey = createSigningKey()
+    this.keys = keepPrevious ? [this.signingKey, ...this.keys] : [this.signingKey]
+    return { kid: this.signingKey.kid, previousKids }
+  }
+
+  /**
+   * Takes a key out of the JWKS. Removing the signing key is allowed on purpose: it keeps
+   * signing, which is how a test gets validly signed tokens with a kid the JWKS does not know.
+   */
+  unpublishKey (kid: string): boolean {
+    const before = this.keys.length
+    this.keys = this.keys.filter((key) => key.kid !== kid)
+    return this.keys.length < before
+  }
+
+  clearTokenCache (): void {
+    this.cache.clear()
   }
 
   selectIdentity (selector: Selector): ManagedIdentityModel {

@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs'
+import { extname } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
+// Imported rather than read from disk, so that tsc emits it next to the compiled code in dist/.
+import defaultTenantDocument from '../default-tenant.json' with { type: 'json' }
 
 /*
  * The tenant as an administrator sees it, in the field names of Microsoft Graph and the portal:
@@ -98,14 +102,17 @@ function checkReferences (tenant: TenantModel, source: string): TenantModel {
   return tenant
 }
 
+/** Reads a tenant file: YAML when it is named .yaml or .yml, JSON otherwise. */
 export function loadTenantFile (path: string): TenantModel {
   let document: unknown
   try {
-    document = JSON.parse(readFileSync(path, 'utf8'))
+    const text = readFileSync(path, 'utf8')
+    document = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text)
   } catch (error) {
     throw new TenantFileError(`${path}: ${(error as Error).message}`)
   }
   return parseTenant(document, path)
 }
 
-export const defaultTenantPath = new URL('../default-tenant.json', import.meta.url)
+/** The built-in tenant: the api registration with DoAll assigned to the system-assigned identity. */
+export const defaultTenant = (): TenantModel => parseTenant(defaultTenantDocument, 'default-tenant.json')

@@ -17,18 +17,18 @@ export const entraRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastif
     error_description: `AADSTS90002: Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`
   })
 
-  fastify.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', async (request, reply) => {
+  fastify.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', { config: { mockImds: { endpoint: 'discovery', version: '2.0' } } }, async (request, reply) => {
     if (!knownTenant(request.params.tenant)) return sendJson(reply, 400, tenantNotFound(request.params.tenant))
     const host = base(request)
     return sendJson(reply, 200, discovery(host, tenantId, '2.0'))
   })
 
-  fastify.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', async (request, reply) => {
+  fastify.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', { config: { mockImds: { endpoint: 'discovery', version: '1.0' } } }, async (request, reply) => {
     if (!knownTenant(request.params.tenant)) return sendJson(reply, 400, tenantNotFound(request.params.tenant))
     return sendJson(reply, 200, discovery(base(request), tenantId, '1.0'))
   })
 
-  fastify.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', async (request, reply) => {
+  fastify.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', { config: { mockImds: { endpoint: 'jwks', version: '2.0' } } }, async (request, reply) => {
     if (!knownTenant(request.params.tenant)) return sendJson(reply, 400, tenantNotFound(request.params.tenant))
     // Entra's v2 keys carry their issuer, with {tenantid} left for the validator to fill in.
     return sendJson(reply, 200, {
@@ -36,7 +36,7 @@ export const entraRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastif
     })
   })
 
-  fastify.get<{ Params: { tenant: string } }>('/:tenant/discovery/keys', async (request, reply) => {
+  fastify.get<{ Params: { tenant: string } }>('/:tenant/discovery/keys', { config: { mockImds: { endpoint: 'jwks', version: '1.0' } } }, async (request, reply) => {
     if (!knownTenant(request.params.tenant)) return sendJson(reply, 400, tenantNotFound(request.params.tenant))
     return sendJson(reply, 200, { keys: issuer.keys.map((key) => key.jwk) })
   })

@@ -16,7 +16,7 @@ const sameSecret = (given: string, expected: string) => {
  * api-version 2019-08-01, at /msi/token.
  */
 export const identityEndpointRoutes: FastifyPluginAsync<{ issuer: Issuer, identityHeader: string }> = async (fastify, { issuer, identityHeader }) => {
-  fastify.get<{ Querystring: Query }>('/msi/token', async (request, reply) => {
+  fastify.get<{ Querystring: Query }>('/msi/token', { config: { mockImds: { endpoint: 'identity' } } }, async (request, reply) => {
     try {
       const header = request.headers['x-identity-header']
       if (typeof header !== 'string' || !sameSecret(header, identityHeader)) {

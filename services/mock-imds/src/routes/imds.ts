@@ -12,7 +12,7 @@ const supportedApiVersion = (value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value)
  * GET /metadata/identity/oauth2/token (the SDK adds a trailing slash; the app's router ignores it).
  */
 export const imdsRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastify, { issuer }) => {
-  fastify.get<{ Querystring: Query }>('/metadata/identity/oauth2/token', async (request, reply) => {
+  fastify.get<{ Querystring: Query }>('/metadata/identity/oauth2/token', { config: { mockImds: { endpoint: 'imds' } } }, async (request, reply) => {
     try {
       if (request.headers['x-forwarded-for'] !== undefined) {
         throw new TokenRequestError(400, 'invalid_request', 'Request with X-Forwarded-For header is not allowed')
