@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox'
 import { CommaList, CommonConfig, Port, loadConfig, splitList } from '../../shared/config.ts'
 
 const guid = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}'
+const Milliseconds = (fallback: number, minimum: number) => Type.Integer({ minimum, maximum: 7 * 86_400_000, default: fallback })
 
 export const ApiConfigSchema = Type.Object({
   ...CommonConfig.properties,
@@ -13,24 +14,44 @@ export const ApiConfigSchema = Type.Object({
   /** Roles any one of which lets a caller in (comma-separated). */
   AUTH_REQUIRED_ROLES: CommaList('[^,\\s]+', 'DoAll'),
   /** Where the OpenID configuration of each tenant is read; a sovereign cloud's host, or mock-imds. */
-  AUTH_AUTHORITY_HOST: Type.String({ pattern: '^https?://[^/\\s]+(/[^\\s]*)?$', default: 'https://login.microsoftonline.com' })
+  AUTH_AUTHORITY_HOST: Type.String({ pattern: '^https?://[^/\\s]+(/[^\\s]*)?$', default: 'https://login.microsoftonline.com' }),
+  /** Token versions accepted: "1.0,2.0" (both, each against its own OpenID configuration) or "2.0". */
+  AUTH_ACCEPTED_TOKEN_VERSIONS: CommaList('(1\\.0|2\\.0)', '1.0,2.0'),
+  /** Background JWKS refresh period. Microsoft's signing-key-rollover guidance: 1 h. */
+  AUTH_JWKS_REFRESH_INTERVAL_MS: Milliseconds(3_600_000, 1000),
+  /** At most one JWKS fetch per this period for tokens with an unknown kid. Microsoft: 5 min. */
+  AUTH_JWKS_COOLDOWN_MS: Milliseconds(300_000, 0),
+  /** Deadline of every discovery or JWKS request, connection to last byte. */
+  AUTH_JWKS_TIMEOUT_MS: Milliseconds(5000, 100),
+  /** Longest wait between retries after a failed fetch (backoff starts at 1 s and doubles). */
+  AUTH_JWKS_RETRY_MAX_MS: Milliseconds(60_000, 100),
+  /** Tokens above this size are rejected before any parsing (Entra managed identity tokens are 1-2 KiB). */
+  AUTH_MAX_TOKEN_BYTES: Type.Integer({ minimum: 1024, maximum: 16_384, default: 8192 }),
+  /** Verified tokens remembered per signing key (fast-jwt's cache); 0 turns the cache off. */
+  AUTH_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
+  /** How long a verified token is remembered at most; never past its exp (plus the clock skew). */
+  AUTH_TOKEN_CACHE_TTL_MS: Milliseconds(600_000, 0)
 })
 
 type RawApiConfig = Static<typeof ApiConfigSchema>
 
-export interface ApiConfig extends Omit<RawApiConfig, 'AUTH_TENANT_ID' | 'AUTH_AUDIENCE' | 'AUTH_REQUIRED_ROLES'> {
+export type TokenVersion = '1.0' | '2.0'
+
+export interface ApiConfig extends Omit<RawApiConfig, 'AUTH_TENANT_ID' | 'AUTH_AUDIENCE' | 'AUTH_REQUIRED_ROLES' | 'AUTH_ACCEPTED_TOKEN_VERSIONS'> {
   AUTH_TENANT_ID: string[]
   AUTH_AUDIENCE: string[]
   AUTH_REQUIRED_ROLES: string[]
+  AUTH_ACCEPTED_TOKEN_VERSIONS: TokenVersion[]
 }
 
 export function readConfig (env = process.env): ApiConfig {
   const raw = loadConfig(ApiConfigSchema, env)
   return {
     ...raw,
-    AUTH_TENANT_ID: splitList(raw.AUTH_TENANT_ID).map((tenant) => tenant.toLowerCase()),
+    AUTH_TENANT_ID: [...new Set(splitList(raw.AUTH_TENANT_ID).map((tenant) => tenant.toLowerCase()))],
     AUTH_AUDIENCE: splitList(raw.AUTH_AUDIENCE),
     AUTH_REQUIRED_ROLES: splitList(raw.AUTH_REQUIRED_ROLES),
+    AUTH_ACCEPTED_TOKEN_VERSIONS: [...new Set(splitList(raw.AUTH_ACCEPTED_TOKEN_VERSIONS) as TokenVersion[])].sort(),
     AUTH_AUTHORITY_HOST: raw.AUTH_AUTHORITY_HOST.replace(/\/+$/, '')
   }
 }

@@ -1,97 +1,106 @@
-import { createVerifier, type DecodedJwt, type TokenError } from 'fast-jwt'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import buildGetJwks from 'get-jwks'
+import {
+  authorize, createTokenValidator, parseAuthorization,
+  type Identity, type Rejection, type ValidationResult
+} from '../auth/token-validation.ts'
+import type { TokenVersion } from '../config.ts'
+import type { AuthResult } from './auth-metrics.ts'
 
-export interface Identity {
-  tenantId: string
-  objectId: string
-  appId: string
-  roles: string[]
-  tokenVersion: '1.0' | '2.0'
-  managedIdentityResourceId?: string
-  claims: Record<string, unknown>
-}
+export type { Identity } from '../auth/token-validation.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who called, from a validated token; set on routes that declare config.auth. */
+    /** Who called, from a validated app-only token; set on routes that declare config.auth, else null. */
     identity: Identity | null
   }
   interface FastifyContextConfig {
     /** The app roles a route requires; any one of them suffices. */
-    auth?: { roles: string[] }
+    auth?: { roles: readonly string[] }
   }
 }
 
 export interface AuthenticateOptions {
   tenants: string[]
   audiences: string[]
-  authorityHost: string
+  versions: TokenVersion[]
+  maxTokenBytes: number
 }
 
-interface OpenIdConfiguration { issuer: string }
+const resultOf = (status: Rejection['status']): AuthResult =>
+  status === 403 ? 'forbidden' : status === 503 ? 'unavailable' : 'rejected'
 
-async function fetchJson<T> (url: string): Promise<T> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
-  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`)
-  return await response.json() as T
+/** Every Authorization header as sent: Node's request.headers keeps only the first of duplicates. */
+function authorizationValues (rawHeaders: string[]): string[] {
+  const values: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length === 13 && name.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] as string)
+  }
+  return values
 }
 
-function challenge (reply: FastifyReply, status: 401 | 403, error: string, description: string, scope?: string) {
-  const parts = [`Bearer error="${error}"`, `error_description="${description}"`]
-  if (scope) parts.push(`scope="${scope}"`)
-  return reply.code(status).header('www-authenticate', parts.join(', ')).send({ error, error_description: description })
+// RFC 6750 §2.3 tokens in the URI end up in logs and proxies: refused rather than ignored.
+const tokenInQuery = (url: string) => { const q = url.indexOf('?'); return q >= 0 && /[?&]access_token=/.test(url.slice(q)) }
+
+/** RFC 6750 §3: realm-less, the error, a fixed description (never token content) and the scope on 403. */
+function challenge (rejection: Rejection): string {
+  let value = `Bearer error="${rejection.error}", error_description="${rejection.description}"`
+  if (rejection.scope !== undefined) value += `, scope="${rejection.scope}"`
+  return value
 }
 
-/** Validates Entra access tokens on every route that declares config.auth. */
+function send (reply: FastifyReply, rejection: Rejection) {
+  reply.code(rejection.status).header('www-authenticate', challenge(rejection)).header('cache-control', 'no-store')
+  if (rejection.retryAfterSeconds !== undefined) reply.header('retry-after', String(rejection.retryAfterSeconds))
+  return reply.send({ error: rejection.error, error_description: rejection.description })
+}
+
+/**
+ * Authenticates every route that declares config.auth = { roles } (in an onRequest hook attached to
+ * those routes only, so other routes pay nothing and bodies are not parsed for rejected requests),
+ * authorizes by app role, and puts the typed identity on request.identity.
+ */
 export const authenticatePlugin = fp<AuthenticateOptions>(async (fastify, options) => {
-  const documents = await Promise.all(options.tenants.map((tenant) =>
-    fetchJson<OpenIdConfiguration>(`${options.authorityHost}/${tenant}/v2.0/.well-known/openid-configuration`)))
-  // Keys are found from the issuer named in the discovery document, never from token content.
-  const getJwks = buildGetJwks({ max: 100, ttl: 12 * 3600_000, providerDiscovery: true })
-  const domainByIssuer = new Map(documents.map((doc, index) => [doc.issuer, `${options.authorityHost}/${options.tenants[index]}/v2.0`]))
+  const validate = createTokenValidator({ ...options, keys: fastify.keyStore })
+  const metrics = fastify.authMetrics
 
-  const verify = createVerifier({
-    algorithms: ['RS256'],
-    allowedAud: options.audiences,
-    allowedIss: [...domainByIssuer.keys()],
-    requiredClaims: ['aud', 'iss', 'exp', 'nbf', 'tid'],
-    clockTolerance: 300_000,
-    cache: true,
-    key: async ({ header, payload }: DecodedJwt) => {
-      const domain = domainByIssuer.get(String(payload.iss))
-      if (!domain || typeof header.kid !== 'string') throw new Error('no key for this token')
-      return await getJwks.getPublicKey({ domain, kid: header.kid, alg: String(header.alg) })
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, roles: readonly string[]) {
+    const started = performance.now()
+    let outcome: ValidationResult
+    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), options.maxTokenBytes)
+    if (!parsed.ok) {
+      outcome = parsed
+    } else if (tokenInQuery(request.url)) {
+      outcome = { ok: false, status: 400, error: 'invalid_request', reason: 'malformed', description: 'send the token in the Authorization header only' }
+    } else {
+      try {
+        outcome = await validate(parsed.token)
+      } catch (error) {
+        // A bug of ours, not the caller's: logged loudly, answered as a rejection, never a crash.
+        request.log.error({ err: error }, 'token validation threw')
+        outcome = { ok: false, status: 401, error: 'invalid_token', reason: 'malformed', description: 'the token is malformed' }
+      }
     }
-  })
+    const denied = outcome.ok ? authorize(outcome.identity, roles) : outcome
+    const seconds = (performance.now() - started) / 1000
+    const fromCache = outcome.ok ? outcome.fromCache : undefined
+    if (denied) {
+      metrics.record(resultOf(denied.status), denied.reason, seconds, fromCache)
+      request.log.info({ auth: { status: denied.status, reason: denied.reason } }, 'request not authorized')
+      return send(reply, denied)
+    }
+    metrics.record('accepted', 'none', seconds, fromCache)
+    request.identity = (outcome as { identity: Identity }).identity
+  }
 
   fastify.decorateRequest('identity', null)
-  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const auth = request.routeOptions.config.auth
-    if (!auth) return
-    const header = request.headers.authorization
-    const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(header) : null
-    if (!match) return challenge(reply, 401, 'invalid_token', 'a Bearer token is required')
-    let claims: Record<string, unknown>
-    try {
-      claims = await verify(match[1] as string)
-    } catch (error) {
-      request.log.info({ code: (error as TokenError).code }, 'token rejected')
-      return challenge(reply, 401, 'invalid_token', 'the token is not valid')
-    }
-    const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : []
-    if (!auth.roles.some((role) => roles.includes(role))) {
-      return challenge(reply, 403, 'insufficient_scope', 'the token lacks a required role', auth.roles.join(' '))
-    }
-    request.identity = {
-      tenantId: String(claims.tid),
-      objectId: String(claims.oid),
-      appId: String(claims.azp ?? claims.appid),
-      roles,
-      tokenVersion: claims.ver === '2.0' ? '2.0' : '1.0',
-      ...(typeof claims.xms_mirid === 'string' ? { managedIdentityResourceId: claims.xms_mirid } : {}),
-      claims
-    }
+  fastify.addHook('onRoute', (route) => {
+    const roles = route.config?.auth?.roles
+    if (roles === undefined) return
+    const required = Object.freeze([...roles])
+    const hook: onRequestHookHandler = function (request, reply) { return authenticate(request, reply, required) }
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [hook, ...existing]
   })
-}, { name: 'authenticate', fastify: '5.x' })
+}, { name: 'authenticate', fastify: '5.x', dependencies: ['key-store', 'auth-metrics'] })

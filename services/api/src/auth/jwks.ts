@@ -1,0 +1,361 @@
+import { createPublicKey } from 'node:crypto'
+import { createVerifier } from 'fast-jwt'
+import type { TokenVersion } from '../config.ts'
+
+/*
+ * Entra signing keys per tenant and token version, kept the way Microsoft's own ConfigurationManager
+ * keeps them (shared/research/entra-token-validation.md §1.5, §2.6).
+ *
+ * Why not get-jwks, which the issue names for keys: we measured (services/api/README.md, "get-jwks")
+ * that its documented timeout is ignored since it moved to fetch (a 4 s endpoint with timeout: 1000
+ * resolved after 4059 ms), that every unknown kid costs a JWKS fetch (no cooldown, no single-flight
+ * across kids), that it caches single JWKs by (alg, kid, domain) so it can never tell that a key
+ * left the JWKS, and that it keeps stale keys for one more ttl only. Each of those is a requirement
+ * here, so we fetch the whole JWKS ourselves (fetch + AbortSignal.timeout per request) and turn a
+ * JWK into a key with node:crypto's createPublicKey({ format: 'jwk' }) (2.5 µs, no library; get-jwks'
+ * jwk-to-pem conversion was the one part worth taking, and Node does it natively).
+ */
+
+/** Entra kids are base64url SHA-1 thumbprints (27 chars); anything outside this never reaches a map. */
+export const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/
+
+export interface VerifierSettings {
+  /** Accepted aud values, already expanded with their trailing-slash twins. */
+  audiences: string[]
+  clockToleranceMs: number
+  cacheSize: number
+  cacheTtlMs: number
+}
+
+export interface VerifyOutcome {
+  payload: Record<string, unknown>
+  /** true when fast-jwt answered from its verified-token cache. */
+  fromCache: boolean
+}
+
+/** One published key, with its own fast-jwt verifier (and verified-token cache), built once. */
+export interface SigningKey {
+  readonly kid: string
+  /** The JWK's issuer member (v2 JWKS), {tenantid} still in it; undefined for v1 keys, which carry none. */
+  readonly issuer: string | undefined
+  /** Throws fast-jwt's TokenError. */
+  readonly verify: (token: string) => VerifyOutcome
+}
+
+interface KeyEntry extends SigningKey {
+  readonly fingerprint: string
+}
+
+export type KeyLookup =
+  | { state: 'found', key: SigningKey, issuer: string }
+  | { state: 'unknown' }
+  | { state: 'not_loaded', retryAfterSeconds: number }
+
+export interface KeyStoreLogger {
+  info: (object: object, message: string) => void
+  warn: (object: object, message: string) => void
+  error: (object: object, message: string) => void
+}
+
+export interface KeyStoreOptions {
+  authorityHost: string
+  tenants: string[]
+  versions: TokenVersion[]
+  verifier: VerifierSettings
+  refreshIntervalMs: number
+  cooldownMs: number
+  timeoutMs: number
+  retryMaxMs: number
+  log: KeyStoreLogger
+  /** Called after every JWKS fetch attempt (discovery included). */
+  onFetch?: (tenant: string, result: 'success' | 'failure') => void
+}
+
+const MAX_DOCUMENT_BYTES = 1 << 20
+const RETRY_MIN_MS = 1000
+
+class FetchError extends Error {
+  override name = 'FetchError'
+}
+
+async function fetchJson (url: string, timeoutMs: number): Promise<unknown> {
+  // A fresh signal per request: get-jwks' static-signal workaround fails every fetch after the first timeout.
+  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } })
+  if (!response.ok) {
+    await response.body?.cancel()
+    throw new FetchError(`GET ${url} answered ${response.status}`)
+  }
+  const length = Number(response.headers.get('content-length') ?? 0)
+  if (length > MAX_DOCUMENT_BYTES) {
+    await response.body?.cancel()
+    throw new FetchError(`GET ${url} answered ${length} bytes`)
+  }
+  const text = await response.text()
+  if (text.length > MAX_DOCUMENT_BYTES) throw new FetchError(`GET ${url} answered more than ${MAX_DOCUMENT_BYTES} bytes`)
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new FetchError(`GET ${url} answered something that is not JSON`)
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+const errorMessage = (error: unknown) => error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+
+/** The keys of one tenant for one token version, from that version's OpenID configuration. */
+class KeySource {
+  readonly tenant: string
+  readonly version: TokenVersion
+  readonly discoveryUrl: string
+  issuer: string | undefined
+  jwksUri: string | undefined
+  keys = new Map<string, KeyEntry>()
+  lastSuccessAt: number | undefined
+  lastUnknownKidFetchAt = Number.NEGATIVE_INFINITY
+  nextAttemptAt = 0
+  failures = 0
+  inflight: Promise<boolean> | undefined
+  timer: NodeJS.Timeout | undefined
+
+  constructor (authorityHost: string, tenant: string, version: TokenVersion) {
+    this.tenant = tenant
+    this.version = version
+    this.discoveryUrl = version === '2.0'
+      ? `${authorityHost}/${tenant}/v2.0/.well-known/openid-configuration`
+      : `${authorityHost}/${tenant}/.well-known/openid-configuration`
+  }
+
+  get loaded () { return this.lastSuccessAt !== undefined }
+}
+
+/**
+ * Loads every source at start, refreshes in the background (interval ± 10 % jitter, so replicas
+ * do not fetch in step), refetches on an unknown kid at most once per cooldown and single-flight,
+ * keeps the last good keys when a fetch fails, and drops a key (with its verifier and its cached
+ * tokens) as soon as a successful fetch no longer lists it.
+ */
+export class KeyStore {
+  private readonly options: KeyStoreOptions
+  private readonly sources = new Map<string, KeySource>()
+  private readonly authorityOrigin: string
+  private stopped = false
+
+  constructor (options: KeyStoreOptions) {
+    this.options = options
+    this.authorityOrigin = new URL(options.authorityHost).origin
+    for (const tenant of options.tenants) {
+      for (const version of options.versions) {
+        this.sources.set(`${tenant}|${version}`, new KeySource(options.authorityHost, tenant, version))
+      }
+    }
+  }
+
+  /** One first attempt per source (each bounded by the fetch timeout); failures retry in the background. */
+  async start (): Promise<void> {
+    await Promise.all([...this.sources.values()].map((source) => this.refresh(source, 'initial')))
+  }
+
+  stop () {
+    this.stopped = true
+    for (const source of this.sources.values()) clearTimeout(source.timer)
+  }
+
+  find (tenant: string, version: TokenVersion, kid: string): KeyLookup {
+    const source = this.sources.get(`${tenant}|${version}`)
+    if (!source) return { state: 'unknown' }
+    if (!source.loaded || source.issuer === undefined) {
+      return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil((source.nextAttemptAt - Date.now()) / 1000)) }
+    }
+    const key = source.keys.get(kid)
+    return key ? { state: 'found', key, issuer: source.issuer } : { state: 'unknown' }
+  }
+
+  /**
+   * A token names a kid we do not have: fetch the JWKS again unless one such fetch happened within
+   * the cooldown, and share one fetch among all who ask meanwhile. A flood of random kids therefore
+   * costs one fetch per cooldown, and a real rotation is picked up by the first token that needs it.
+   */
+  async refreshForUnknownKid (tenant: string, version: TokenVersion): Promise<void> {
+    const source = this.sources.get(`${tenant}|${version}`)
+    if (!source || !source.loaded) return
+    if (source.inflight) {
+      await source.inflight
+      return
+    }
+    if (Date.now() - source.lastUnknownKidFetchAt < this.options.cooldownMs) return
+    source.lastUnknownKidFetchAt = Date.now()
+    await this.refresh(source, 'unknown_kid')
+  }
+
+  /** Null when every source has keys, else which have not. For GET /readyz. */
+  notReadyReason (): string | null {
+    const missing = [...this.sources.values()].filter((source) => !source.loaded).map((source) => `${source.tenant} v${source.version}`)
+    return missing.length === 0 ? null : `signing keys not loaded yet for ${missing.join(', ')}`
+  }
+
+  /** Distinct kids a tenant currently accepts, over its token versions. */
+  keyCount (tenant: string): number {
+    const kids = new Set<string>()
+    for (const source of this.sourcesOf(tenant)) for (const kid of source.keys.keys()) kids.add(kid)
+    return kids.size
+  }
+
+  /** When every source of the tenant last succeeded, as the oldest of them (ms); undefined until all have. */
+  lastSuccess (tenant: string): number | undefined {
+    let oldest: number | undefined
+    for (const source of this.sourcesOf(tenant)) {
+      if (source.lastSuccessAt === undefined) return undefined
+      oldest = oldest === undefined ? source.lastSuccessAt : Math.min(oldest, source.lastSuccessAt)
+    }
+    return oldest
+  }
+
+  get tenants (): string[] { return this.options.tenants }
+
+  private * sourcesOf (tenant: string) {
+    for (const version of this.options.versions) {
+      const source = this.sources.get(`${tenant}|${version}`)
+      if (source) yield source
+    }
+  }
+
+  private refresh (source: KeySource, cause: 'initial' | 'scheduled' | 'unknown_kid'): Promise<boolean> {
+    if (source.inflight) return source.inflight
+    // The discovery document is re-read on scheduled refreshes; an unknown kid only needs the JWKS.
+    const withDiscovery = cause !== 'unknown_kid' || source.jwksUri === undefined
+    source.inflight = this.fetchKeys(source, withDiscovery, cause).finally(() => { source.inflight = undefined })
+    return source.inflight
+  }
+
+  private async fetchKeys (source: KeySource, withDiscovery: boolean, cause: string): Promise<boolean> {
+    clearTimeout(source.timer)
+    const { log, timeoutMs, refreshIntervalMs, retryMaxMs } = this.options
+    try {
+      if (withDiscovery) this.applyDiscovery(source, await fetchJson(source.discoveryUrl, timeoutMs))
+      const jwks = await fetchJson(source.jwksUri as string, timeoutMs)
+      const next = this.buildKeys(source, jwks)
+      const added = [...next.keys()].filter((kid) => !source.keys.has(kid))
+      const removed = [...source.keys.keys()].filter((kid) => !next.has(kid))
+      source.keys = next
+      source.lastSuccessAt = Date.now()
+      source.failures = 0
+      this.options.onFetch?.(source.tenant, 'success')
+      if (added.length > 0 || removed.length > 0) {
+        log.info({ tenant: source.tenant, version: source.version, cause, kids: [...next.keys()], added, removed }, 'signing keys updated')
+      }
+      this.schedule(source, refreshIntervalMs * (0.9 + Math.random() * 0.2))
+      return true
+    } catch (error) {
+      source.failures++
+      this.options.onFetch?.(source.tenant, 'failure')
+      const delay = Math.min(RETRY_MIN_MS * 2 ** (source.failures - 1), retryMaxMs, refreshIntervalMs)
+      const context = { tenant: source.tenant, version: source.version, cause, error: errorMessage(error), failures: source.failures, retryInMs: delay }
+      if (source.lastSuccessAt !== undefined) {
+        const staleSeconds = Math.round((Date.now() - source.lastSuccessAt) / 1000)
+        log.warn({ ...context, staleSeconds, kids: [...source.keys.keys()] }, `JWKS refresh failed; keeping the last good keys, ${staleSeconds} s old`)
+      } else {
+        log.error(context, 'JWKS not loaded: tokens of this tenant get 503 until a fetch succeeds')
+      }
+      this.schedule(source, delay)
+      return false
+    }
+  }
+
+  private schedule (source: KeySource, delayMs: number) {
+    if (this.stopped) return
+    clearTimeout(source.timer)
+    source.nextAttemptAt = Date.now() + delayMs
+    source.timer = setTimeout(() => { this.refresh(source, 'scheduled').catch(() => {}) }, delayMs)
+    source.timer.unref()
+  }
+
+  private applyDiscovery (source: KeySource, document: unknown) {
+    if (!isObject(document) || typeof document.issuer !== 'string' || typeof document.jwks_uri !== 'string') {
+      throw new FetchError('the OpenID configuration lacks issuer or jwks_uri')
+    }
+    // Keys come only from the configured authority: neither a token nor a tampered document picks the host.
+    let jwksUrl: URL
+    try {
+      jwksUrl = new URL(document.jwks_uri)
+    } catch {
+      throw new FetchError('the OpenID configuration has an invalid jwks_uri')
+    }
+    if (jwksUrl.origin !== this.authorityOrigin) {
+      throw new FetchError(`jwks_uri ${jwksUrl.origin} is not on the authority ${this.authorityOrigin}`)
+    }
+    // A tenant's document names the tenant itself (or the {tenantid} template of the multi-tenant documents).
+    const issuer = document.issuer.replaceAll('{tenantid}', source.tenant)
+    if (!issuer.toLowerCase().includes(source.tenant)) {
+      throw new FetchError(`the issuer ${issuer} does not name tenant ${source.tenant}`)
+    }
+    source.issuer = issuer
+    source.jwksUri = jwksUrl.href
+  }
+
+  private buildKeys (source: KeySource, jwks: unknown): Map<string, KeyEntry> {
+    if (!isObject(jwks) || !Array.isArray(jwks.keys)) throw new FetchError('the JWKS has no keys array')
+    const next = new Map<string, KeyEntry>()
+    for (const jwk of jwks.keys) {
+      if (!isObject(jwk) || typeof jwk.kid !== 'string' || !KID_PATTERN.test(jwk.kid) || next.has(jwk.kid)) continue
+      if (jwk.kty !== 'RSA' || typeof jwk.n !== 'string' || typeof jwk.e !== 'string') continue
+      if ((jwk.use !== undefined && jwk.use !== 'sig') || (jwk.alg !== undefined && jwk.alg !== 'RS256')) continue
+      const issuer = typeof jwk.issuer === 'string' ? jwk.issuer : undefined
+      const fingerprint = `${jwk.n}.${jwk.e}.${issuer ?? ''}.${source.issuer}`
+      const existing = source.keys.get(jwk.kid)
+      if (existing?.fingerprint === fingerprint) {
+        // The same key keeps its verifier, and with it the tokens already verified.
+        next.set(jwk.kid, existing)
+        continue
+      }
+      const entry = this.buildKey(source, jwk.kid, jwk.n, jwk.e, issuer, fingerprint)
+      if (entry) next.set(jwk.kid, entry)
+    }
+    // An empty answer is an outage, not a revocation of every key.
+    if (next.size === 0) throw new FetchError('the JWKS has no usable RS256 signing key')
+    return next
+  }
+
+  private buildKey (source: KeySource, kid: string, n: string, e: string, issuer: string | undefined, fingerprint: string): KeyEntry | undefined {
+    let pem: string
+    try {
+      const key = createPublicKey({ key: { kty: 'RSA', n, e }, format: 'jwk' })
+      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return undefined
+      pem = key.export({ type: 'spki', format: 'pem' }) as string
+    } catch (error) {
+      this.options.log.warn({ tenant: source.tenant, kid, error: errorMessage(error) }, 'skipping a JWK that is not a valid RSA public key')
+      return undefined
+    }
+    const { audiences, clockToleranceMs, cacheSize, cacheTtlMs } = this.options.verifier
+    // One synchronous verifier per key, built once: a key callback would re-parse the PEM on every call.
+    const verifier = createVerifier({
+      key: pem,
+      algorithms: ['RS256'],
+      allowedIss: source.issuer as string,
+      allowedAud: audiences,
+      requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', source.version === '2.0' ? 'azp' : 'appid'],
+      clockTolerance: clockToleranceMs,
+      cache: cacheSize > 0 ? cacheSize : false,
+      cacheTTL: cacheTtlMs
+    })
+    return { kid, issuer, fingerprint, verify: countingCacheUse(verifier) }
+  }
+}
+
+/**
+ * fast-jwt does not report cache hits. It calls cache.set exactly when it ran a full verification,
+ * so a call that returns without a set was answered from the cache: that is what we count.
+ */
+function countingCacheUse (verifier: (token: string) => unknown): (token: string) => VerifyOutcome {
+  const cache = (verifier as unknown as { cache?: { set: (key: string, value: unknown) => unknown } | null }).cache
+  if (!cache) return (token) => ({ payload: verifier(token) as Record<string, unknown>, fromCache: false })
+  let sets = 0
+  const set = cache.set.bind(cache)
+  cache.set = (key, value) => { sets++; return set(key, value) }
+  return (token) => {
+    const before = sets
+    const payload = verifier(token) as Record<string, unknown>
+    return { payload, fromCache: sets === before }
+  }
+}

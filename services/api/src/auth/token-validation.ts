@@ -1,0 +1,265 @@
+import type { TokenError } from 'fast-jwt'
+import type { TokenVersion } from '../config.ts'
+import { KID_PATTERN, type KeyLookup, type SigningKey } from './jwks.ts'
+
+/*
+ * Entra access-token validation without Fastify: validate(token) answers an identity or an RFC 6750
+ * rejection. fast-jwt checks the signature and the standard claims (exp/nbf with Microsoft's 5 min
+ * skew, iss, aud, presence); this module does what fast-jwt cannot: the cheap header checks before any
+ * key lookup, and the Entra rules after (single-string aud, iss bound to tid and ver, signing-key
+ * issuer, case-variant claims, app-only). Each rule's Microsoft reference is in services/api/README.md.
+ */
+
+/** The fixed values of the reason label of auth_requests_total. */
+export const REASONS = [
+  'none', 'missing_token', 'malformed', 'unsupported_alg', 'unknown_key', 'bad_signature', 'expired',
+  'not_yet_valid', 'wrong_audience', 'wrong_issuer', 'wrong_tenant', 'wrong_version', 'missing_claim',
+  'invalid_claim', 'delegated_token', 'missing_role', 'keys_unavailable'
+] as const
+export type Reason = typeof REASONS[number]
+
+export interface Identity {
+  readonly tenantId: string
+  /** The calling service principal (for a managed identity, its principal id): with tenantId, the caller's key. */
+  readonly objectId: string
+  /** The caller's client id: azp (v2) or appid (v1). */
+  readonly appId: string
+  readonly roles: readonly string[]
+  readonly tokenVersion: TokenVersion
+  /** xms_mirid: the managed identity's ARM resource id. Undocumented by Microsoft; for logs, never for decisions. */
+  readonly managedIdentityResourceId?: string
+  readonly claims: Readonly<Record<string, unknown>>
+}
+
+export interface Rejection {
+  readonly ok: false
+  readonly status: 400 | 401 | 403 | 503
+  readonly error: 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+  readonly reason: Exclude<Reason, 'none'>
+  /** A fixed text: never any part of the token. */
+  readonly description: string
+  /** Space-separated roles, for the scope attribute of a 403 challenge. */
+  readonly scope?: string
+  readonly retryAfterSeconds?: number
+}
+
+export interface Acceptance {
+  readonly ok: true
+  readonly identity: Identity
+  readonly fromCache: boolean
+}
+
+export type ValidationResult = Acceptance | Rejection
+
+/** What validate needs from the key store (KeyStore implements it; unit tests may pass their own). */
+export interface KeyProvider {
+  find: (tenant: string, version: TokenVersion, kid: string) => KeyLookup
+  refreshForUnknownKid: (tenant: string, version: TokenVersion) => Promise<void>
+}
+
+export interface ValidatorOptions {
+  tenants: string[]
+  versions: TokenVersion[]
+  /** Accepted aud values as configured; see expandAudiences. */
+  audiences: string[]
+  maxTokenBytes: number
+  keys: KeyProvider
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const SEGMENT = /^[A-Za-z0-9_-]+$/
+// RFC 6750 §2.1 b64token after exactly one space; the scheme is case-insensitive (RFC 7235 §2.1).
+const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i
+const SCHEME = /^([^\s]+)(?:\s|$)/
+/** Header parameters that would make a verifier fetch or trust key material named by the token itself. */
+const REFUSED_HEADER_PARAMETERS = ['jku', 'x5u', 'jwk', 'crit', 'cty'] as const
+
+const reject = (status: Rejection['status'], reason: Rejection['reason'], description: string, extra: Partial<Rejection> = {}): Rejection =>
+  Object.freeze({ ok: false as const, status, error: status === 400 ? 'invalid_request' as const : status === 403 ? 'insufficient_scope' as const : 'invalid_token' as const, reason, description, ...extra })
+
+const invalid = (reason: Rejection['reason'], description: string) => reject(401, reason, description)
+
+/**
+ * Microsoft ignores a trailing slash when comparing audiences (IgnoreTrailingSlashWhenValidatingAudience,
+ * default true): `api://x` and `api://x/` are the same App ID URI. Client-id GUIDs are left as they are.
+ */
+export function expandAudiences (audiences: string[]): string[] {
+  const out = new Set<string>()
+  for (const audience of audiences) {
+    const bare = audience.replace(/\/+$/, '')
+    if (GUID.test(bare.toLowerCase()) && bare === audience) {
+      out.add(audience)
+      continue
+    }
+    out.add(bare)
+    out.add(`${bare}/`)
+  }
+  return [...out]
+}
+
+/**
+ * Takes the token out of the Authorization header values as received (every occurrence: Node keeps only
+ * the first of duplicated Authorization headers, so the caller passes them from rawHeaders).
+ */
+export function parseAuthorization (values: readonly string[], maxTokenBytes: number): { ok: true, token: string } | Rejection {
+  if (values.length === 0) return invalid('missing_token', 'a Bearer token is required')
+  if (values.length > 1) return reject(400, 'malformed', 'exactly one Authorization header is allowed')
+  const value = values[0] as string
+  const scheme = SCHEME.exec(value)?.[1]
+  if (scheme === undefined || scheme.toLowerCase() !== 'bearer') return invalid('missing_token', 'a Bearer token is required')
+  if (value.length > maxTokenBytes + 7) return invalid('malformed', 'the token is too large')
+  const token = BEARER.exec(value)?.[1]
+  if (token === undefined) return reject(400, 'malformed', 'the Authorization header must be exactly one Bearer token')
+  return { ok: true, token }
+}
+
+function decodeSegment (segment: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function hasCaseVariantDuplicates (payload: Record<string, unknown>): boolean {
+  const seen = new Set<string>()
+  for (const name of Object.keys(payload)) {
+    const lower = name.toLowerCase()
+    if (seen.has(lower)) return true
+    seen.add(lower)
+  }
+  return false
+}
+
+export function createTokenValidator (options: ValidatorOptions): (token: string) => Promise<ValidationResult> {
+  const tenants = new Set(options.tenants)
+  const versions = new Set<string>(options.versions)
+  const audiences = new Set(expandAudiences(options.audiences))
+  const { keys, maxTokenBytes } = options
+  // Post-verification checks depend only on the payload and the key, and fast-jwt's cache hands back the
+  // same payload object for the same token: remember their outcome per object (and let GC forget it).
+  const checked = new WeakMap<object, Identity | Rejection>()
+
+  function classifyClaimError (payload: Record<string, unknown>, issuer: string): Rejection {
+    if (typeof payload.aud !== 'string' || !audiences.has(payload.aud)) return invalid('wrong_audience', 'the token is not for this audience')
+    if (payload.iss !== issuer) return invalid('wrong_issuer', 'the token issuer is not accepted')
+    return invalid('invalid_claim', 'a token claim has the wrong type or value')
+  }
+
+  function mapTokenError (error: unknown, payload: Record<string, unknown>, issuer: string): Rejection {
+    switch ((error as TokenError).code) {
+      case 'FAST_JWT_INVALID_SIGNATURE': return invalid('bad_signature', 'the token signature is invalid')
+      case 'FAST_JWT_EXPIRED': return invalid('expired', 'the token expired')
+      case 'FAST_JWT_INACTIVE': return invalid('not_yet_valid', 'the token is not valid yet')
+      case 'FAST_JWT_MISSING_REQUIRED_CLAIM': return invalid('missing_claim', 'the token lacks a required claim')
+      case 'FAST_JWT_INVALID_CLAIM_TYPE':
+      case 'FAST_JWT_INVALID_CLAIM_VALUE': return classifyClaimError(payload, issuer)
+      case 'FAST_JWT_INVALID_ALGORITHM': return invalid('unsupported_alg', 'the token must be signed with RS256')
+      default: return invalid('malformed', 'the token is malformed')
+    }
+  }
+
+  /** The Entra rules fast-jwt cannot express, on a payload whose signature and standard claims passed. */
+  function checkEntraRules (payload: Record<string, unknown>, key: SigningKey, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
+    // Entra never issues several audiences; fast-jwt would accept an array with one match.
+    if (typeof payload.aud !== 'string' || !audiences.has(payload.aud)) return invalid('wrong_audience', 'the token is not for this audience')
+    // iss is the issuer of this tenant's OpenID configuration for this very ver, so iss, tid and ver are bound.
+    if (payload.iss !== issuer || payload.tid !== tid || payload.ver !== version) return invalid('wrong_issuer', 'the token issuer is not accepted')
+    // Signing-key issuer validation: a key that names its issuer signs only for that issuer.
+    if (key.issuer !== undefined && key.issuer.replaceAll('{tenantid}', tid) !== payload.iss) {
+      return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
+    }
+    if (hasCaseVariantDuplicates(payload)) return invalid('invalid_claim', 'the token repeats a claim in another case')
+    const appId = version === '2.0' ? payload.azp : payload.appid
+    if (typeof payload.oid !== 'string' || !GUID.test(payload.oid) || typeof payload.sub !== 'string' || payload.sub === '' ||
+        typeof appId !== 'string' || appId === '' || typeof payload.iat !== 'number' ||
+        (typeof payload.nbf === 'number' && typeof payload.exp === 'number' && payload.nbf > payload.exp)) {
+      return invalid('invalid_claim', 'a token claim has the wrong type or value')
+    }
+    const roles = payload.roles
+    if (roles !== undefined && !(Array.isArray(roles) && roles.every((role) => typeof role === 'string'))) {
+      return invalid('invalid_claim', 'a token claim has the wrong type or value')
+    }
+    if (payload.xms_mirid !== undefined && typeof payload.xms_mirid !== 'string') return invalid('invalid_claim', 'a token claim has the wrong type or value')
+    // App-only: scp is what a delegated (user) token carries; idtyp, when emitted, says "app" for app tokens.
+    if (payload.scp !== undefined || (payload.idtyp !== undefined && payload.idtyp !== 'app')) {
+      return reject(403, 'delegated_token', 'an app-only token is required, not a delegated one')
+    }
+    Object.freeze(payload)
+    return Object.freeze({
+      tenantId: tid,
+      objectId: payload.oid,
+      appId,
+      roles: Object.freeze([...(roles as string[] | undefined) ?? []]),
+      tokenVersion: version,
+      ...(typeof payload.xms_mirid === 'string' ? { managedIdentityResourceId: payload.xms_mirid } : {}),
+      claims: payload
+    })
+  }
+
+  return async function validate (token: string): Promise<ValidationResult> {
+    if (token.length > maxTokenBytes) return invalid('malformed', 'the token is too large')
+    const first = token.indexOf('.')
+    const second = token.indexOf('.', first + 1)
+    if (first < 0 || second < 0 || token.indexOf('.', second + 1) >= 0) return invalid('malformed', 'the token is not a signed JWT')
+    const rawHeader = token.slice(0, first)
+    const rawPayload = token.slice(first + 1, second)
+    const rawSignature = token.slice(second + 1)
+    if (!SEGMENT.test(rawHeader) || !SEGMENT.test(rawPayload) || !SEGMENT.test(rawSignature)) return invalid('malformed', 'the token is not a signed JWT')
+
+    // The header decides everything before a key is looked up.
+    const header = decodeSegment(rawHeader)
+    if (!header) return invalid('malformed', 'the token header is not a JSON object')
+    if (header.alg !== 'RS256') return invalid('unsupported_alg', 'the token must be signed with RS256')
+    if (header.typ !== undefined && (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'jwt')) return invalid('malformed', 'the token type must be JWT')
+    for (const name of REFUSED_HEADER_PARAMETERS) {
+      if (header[name] !== undefined) return invalid('malformed', 'the token header has a parameter that is not accepted')
+    }
+    const kid = header.kid
+    if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) return invalid('malformed', 'the token header lacks a valid kid')
+
+    // tid and ver (unverified yet) only pick whose keys to try; the verified payload must repeat them.
+    const claims = decodeSegment(rawPayload)
+    if (!claims) return invalid('malformed', 'the token payload is not a JSON object')
+    const tid = claims.tid
+    if (tid === undefined) return invalid('missing_claim', 'the token lacks a required claim')
+    if (typeof tid !== 'string' || !GUID.test(tid)) return invalid('invalid_claim', 'a token claim has the wrong type or value')
+    if (!tenants.has(tid)) return invalid('wrong_tenant', 'the token tenant is not accepted')
+    const ver = claims.ver
+    if (ver === undefined) return invalid('missing_claim', 'the token lacks a required claim')
+    if (typeof ver !== 'string' || !versions.has(ver)) return invalid('wrong_version', 'the token version is not accepted')
+    const version = ver as TokenVersion
+
+    let lookup = keys.find(tid, version, kid)
+    if (lookup.state === 'unknown') {
+      await keys.refreshForUnknownKid(tid, version)
+      lookup = keys.find(tid, version, kid)
+    }
+    if (lookup.state === 'not_loaded') {
+      return reject(503, 'keys_unavailable', 'the signing keys are not available yet', { retryAfterSeconds: lookup.retryAfterSeconds })
+    }
+    if (lookup.state === 'unknown') return invalid('unknown_key', 'the signature key was not found')
+
+    const { key, issuer } = lookup
+    let outcome
+    try {
+      outcome = key.verify(token)
+    } catch (error) {
+      return mapTokenError(error, claims, issuer)
+    }
+    let result = checked.get(outcome.payload)
+    if (result === undefined) {
+      result = checkEntraRules(outcome.payload, key, issuer, tid, version)
+      checked.set(outcome.payload, result)
+    }
+    if ('ok' in result) return result
+    return { ok: true, identity: result, fromCache: outcome.fromCache }
+  }
+}
+
+/** App-role authorization: any one of the route's roles suffices (Microsoft.Identity.Web's ValidateAppRole). */
+export function authorize (identity: Identity, requiredRoles: readonly string[]): Rejection | null {
+  if (requiredRoles.length === 0 || requiredRoles.some((role) => identity.roles.includes(role))) return null
+  return reject(403, 'missing_role', 'the token lacks a required app role', { scope: requiredRoles.join(' ') })
+}
