@@ -1,18 +1,24 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { ApiUnreachableError, type ApiResponse } from '../plugins/api-client.ts'
 import { TokenUnavailableError } from '../plugins/token-provider.ts'
 
-/** GET /call: get a token with the managed identity, call the api, answer with the claims it saw. */
+/**
+ * GET /call: what a real caller does with its managed identity: get a token, call the api,
+ * answer with the claims the api saw. Its failures are the caller's contract:
+ * - 503 token_unavailable (or managed_identity_misconfigured): no token; says why;
+ * - 502 api_unreachable: the api gave no answer in time;
+ * - 502 api_rejected: the api answered something else than 200; its status, WWW-Authenticate and
+ *   body are passed on. A 401 is retried once with a freshly acquired token first (the token may
+ *   have been revoked, or the api may not know a rotated signing key yet); a 403 never is.
+ */
 export const callRoutes: FastifyPluginAsync = async (fastify) => {
   fastify.get('/call', async (request, reply) => {
-    let token: string
-    try {
-      token = await fastify.tokenProvider.getToken()
-    } catch (error) {
-      if (!(error instanceof TokenUnavailableError)) throw error
-      request.log.warn({ err: error }, 'no token from the identity endpoint')
-      return reply.code(503).send({ error: 'token_unavailable', message: error.message })
+    let response = await callApi(request, reply, false)
+    if (response?.status === 401) {
+      request.log.warn({ wwwAuthenticate: response.wwwAuthenticate }, 'the api rejected the token (401): retrying once with a freshly acquired one')
+      response = await callApi(request, reply, true)
     }
-    const response = await fastify.apiClient.get('/claims', token)
+    if (!response) return reply
     if (response.status !== 200) {
       return reply.code(502).send({
         error: 'api_rejected',
@@ -22,4 +28,30 @@ export const callRoutes: FastifyPluginAsync = async (fastify) => {
     }
     return response.body
   })
+
+  /** The api's answer, or undefined once the reply has been sent with the caller's own error. */
+  async function callApi (request: FastifyRequest, reply: FastifyReply, forceRefresh: boolean): Promise<ApiResponse | undefined> {
+    let token: string
+    try {
+      token = await fastify.tokenProvider.getToken({ forceRefresh })
+    } catch (error) {
+      if (!(error instanceof TokenUnavailableError)) throw error
+      request.log.warn({ reason: error.reason, err: error }, 'no token from the managed identity')
+      if (!error.deploymentError) reply.header('retry-after', '1')
+      reply.code(503).send({
+        error: error.deploymentError ? 'managed_identity_misconfigured' : 'token_unavailable',
+        reason: error.reason,
+        message: error.message
+      })
+      return undefined
+    }
+    try {
+      return await fastify.apiClient.get('/claims', token)
+    } catch (error) {
+      if (!(error instanceof ApiUnreachableError)) throw error
+      request.log.warn({ reason: error.reason, err: error }, 'the api gave no answer')
+      reply.code(502).send({ error: 'api_unreachable', reason: error.reason, message: error.message })
+      return undefined
+    }
+  }
 }

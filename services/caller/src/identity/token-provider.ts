@@ -1,0 +1,282 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { AccessToken } from '@azure/identity'
+import type { Attempt } from './endpoint.ts'
+import { IdentityEndpointError, failureOfStatus } from './errors.ts'
+
+export interface TokenProviderSettings {
+  acquisitionDeadlineMs: number
+  waitTimeoutMs: number
+  retryBaseDelayMs: number
+  retryMaxDelayMs: number
+  fatalCooldownMs: number
+  refreshFraction: number
+  refreshJitter: number
+  expiryMarginMs: number
+}
+
+/** What the provider reports for metrics; it never sees a token. */
+export interface TokenProviderObserver {
+  servedFromCache: () => void
+  acquisitionFinished: (result: 'success' | 'failure', seconds: number) => void
+  refreshFailed: () => void
+}
+
+export interface Logger {
+  info: (object: object, message: string) => void
+  warn: (object: object, message: string) => void
+  error: (object: object, message: string) => void
+}
+
+/** The source of single attempts (IdentityEndpoint in production). */
+export interface AttemptSource {
+  attempt: () => Promise<Attempt>
+}
+
+/** A request could not get a token: the 503 it answers with says why. */
+export class TokenUnavailableError extends Error {
+  override name = 'TokenUnavailableError'
+  readonly reason: string
+  /** True when retrying cannot help until the deployment changes (identity not found, ...). */
+  readonly deploymentError: boolean
+  constructor (message: string, reason: string, deploymentError: boolean, cause?: unknown) {
+    super(message, { cause })
+    this.reason = reason
+    this.deploymentError = deploymentError
+  }
+}
+
+interface HeldToken {
+  token: string
+  expiresOnMs: number
+  /** When the SDK itself will refresh (its half-life point, only for tokens over 2 h). */
+  sdkRefreshAfterMs: number | undefined
+  obtainedAtMs: number
+  /** Not handed out closer to expiry than this. */
+  marginMs: number
+}
+
+const random = (min: number, max: number) => min + Math.random() * (max - min)
+
+/**
+ * Tokens for one scope from the managed identity, closing the SDK's gaps:
+ * - single flight: one acquisition at a time, shared by every waiting request and the refresher;
+ * - deadlines: a request waits at most waitTimeoutMs (then 503), an acquisition runs at most
+ *   acquisitionDeadlineMs; an attempt is bounded by the endpoint's own timeout;
+ * - retries with full-jitter backoff (or Retry-After) for what Azure calls retryable, none for a
+ *   deployment error, which also holds back new attempts for fatalCooldownMs;
+ * - our own copy of the last good token, served while it is fresh; a background refresh at a
+ *   jittered point of its lifetime, never on the request path, and while refreshes fail the last
+ *   good token keeps being served until it comes within its margin of expiry.
+ */
+export class ManagedIdentityTokenProvider {
+  readonly #source: AttemptSource
+  readonly #settings: TokenProviderSettings
+  readonly #observer: TokenProviderObserver
+  readonly #log: Logger
+  readonly #closing = new AbortController()
+  #held: HeldToken | undefined
+  #inflight: Promise<HeldToken> | undefined
+  #lastFailure: IdentityEndpointError | undefined
+  #fatalUntilMs = 0
+  #refreshTimer: NodeJS.Timeout | undefined
+
+  constructor (options: { source: AttemptSource, settings: TokenProviderSettings, observer: TokenProviderObserver, log: Logger }) {
+    this.#source = options.source
+    this.#settings = options.settings
+    this.#observer = options.observer
+    this.#log = options.log
+  }
+
+  /** Starts warming the token in the background; never blocks. */
+  start (): void {
+    this.#scheduleRefresh(0)
+  }
+
+  close (): void {
+    clearTimeout(this.#refreshTimer)
+    this.#closing.abort()
+  }
+
+  /**
+   * A token for the api. forceRefresh skips our copy (after a 401 from the api); what comes back
+   * is what the SDK holds, and the SDK serves its own cache until its renewal point.
+   */
+  async getToken (options: { forceRefresh?: boolean } = {}): Promise<string> {
+    const held = this.#held
+    if (!options.forceRefresh && held && this.#isFresh(held)) {
+      this.#observer.servedFromCache()
+      return held.token
+    }
+    const last = this.#lastFailure
+    if (last && !last.retryable && Date.now() < this.#fatalUntilMs) {
+      throw new TokenUnavailableError(last.message, last.reason, true, last)
+    }
+    return (await this.#waitFor(this.#acquire())).token
+  }
+
+  /** null when a fresh token is held (readiness), else why not. */
+  readiness (): string | null {
+    const held = this.#held
+    if (held && this.#isFresh(held)) return null
+    const why = this.#lastFailure ? `: ${this.#lastFailure.message}` : ''
+    if (!held) return `no token yet${why}`
+    return `the token expires in ${Math.round((held.expiresOnMs - Date.now()) / 1000)} s and is not renewed yet${why}`
+  }
+
+  /** Seconds until the held token expires; 0 without one. */
+  expiresInSeconds (): number {
+    return this.#held ? Math.max(0, (this.#held.expiresOnMs - Date.now()) / 1000) : 0
+  }
+
+  #isFresh (held: Pick<HeldToken, 'expiresOnMs' | 'marginMs'>, now = Date.now()): boolean {
+    return now < held.expiresOnMs - held.marginMs
+  }
+
+  async #waitFor (acquisition: Promise<HeldToken>): Promise<HeldToken> {
+    const { waitTimeoutMs } = this.#settings
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        const last = this.#lastFailure
+        reject(new TokenUnavailableError(
+          `no token from the identity endpoint within ${waitTimeoutMs} ms${last ? `; last failure: ${last.message}` : ''}`,
+          last?.reason ?? 'timeout', false))
+      }, waitTimeoutMs)
+    })
+    try {
+      return await Promise.race([acquisition, deadline])
+    } catch (error) {
+      if (error instanceof TokenUnavailableError) throw error
+      const failure = error as IdentityEndpointError
+      throw new TokenUnavailableError(failure.message, failure.reason ?? 'unknown', failure.retryable === false, failure)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Single flight: every caller shares the acquisition in progress. */
+  #acquire (): Promise<HeldToken> {
+    if (!this.#inflight) {
+      const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined })
+      // Waiters may all have timed out; the outcome is still recorded, so no unhandled rejection.
+      acquisition.catch(() => {})
+      this.#inflight = acquisition
+    }
+    return this.#inflight
+  }
+
+  async #runAcquisition (): Promise<HeldToken> {
+    const started = performance.now()
+    const deadlineMs = Date.now() + this.#settings.acquisitionDeadlineMs
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const held = this.#adopt(await this.#attemptOnce())
+        this.#observer.acquisitionFinished('success', (performance.now() - started) / 1000)
+        return held
+      } catch (error) {
+        const failure = error instanceof IdentityEndpointError
+          ? error
+          : new IdentityEndpointError((error as Error).message, { reason: 'unknown', retryable: true, cause: error })
+        this.#lastFailure = failure
+        const refreshing = this.#held !== undefined && Date.now() < this.#held.expiresOnMs
+        if (refreshing) this.#observer.refreshFailed()
+        const fields = { reason: failure.reason, status: failure.status, attempt: attempt + 1, refreshing }
+        if (!failure.retryable) {
+          this.#fatalUntilMs = Date.now() + this.#settings.fatalCooldownMs
+          this.#log.error({ ...fields, err: failure }, 'managed identity token: deployment error, not retried')
+          this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
+          throw failure
+        }
+        const delayMs = failure.retryAfterMs ?? Math.random() * Math.min(this.#settings.retryMaxDelayMs, this.#settings.retryBaseDelayMs * 2 ** attempt)
+        if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
+          this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
+          this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
+          throw failure
+        }
+        this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), err: failure }, 'managed identity token: attempt failed, retrying')
+        await sleep(delayMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
+      }
+    }
+  }
+
+  /** One attempt, judged: a fresh token, or an IdentityEndpointError. */
+  async #attemptOnce (): Promise<AccessToken> {
+    let { token, exchanges } = await this.#source.attempt()
+    // During its own proactive refresh (tokens over 2 h, past their half-life) MSAL swallows an
+    // HTTP error and hands back its cached token; the exchange shows what really happened.
+    const failed = exchanges.find((e) => e.status === 'timeout' || e.status === 'unreachable' || e.status >= 400)
+    if (failed) {
+      if (typeof failed.status === 'number') throw failureOfStatus(failed.status, 'answered during the SDK\'s own refresh', failed.retryAfterMs)
+      throw new IdentityEndpointError(`the identity endpoint is ${failed.status === 'timeout' ? 'not answering' : 'unreachable'}`, { reason: failed.status, retryable: true })
+    }
+    // ...and when that refresh succeeds it still returns the old token, keeping the new one in its
+    // cache: read it from there (no request).
+    const held = this.#held
+    if (held && exchanges.length > 0 && token.expiresOnTimestamp <= held.expiresOnMs &&
+        held.sdkRefreshAfterMs !== undefined && Date.now() >= held.sdkRefreshAfterMs) {
+      ({ token } = await this.#source.attempt())
+    }
+    const margin = this.#marginFor(token.expiresOnTimestamp - Date.now())
+    if (!this.#isFresh({ expiresOnMs: token.expiresOnTimestamp, marginMs: margin })) {
+      throw new IdentityEndpointError(`the identity endpoint handed out a token that expires in ${Math.round((token.expiresOnTimestamp - Date.now()) / 1000)} s`,
+        { reason: 'stale_token', retryable: true })
+    }
+    return token
+  }
+
+  #marginFor (lifetimeMs: number): number {
+    // A tenth of the lifetime for short-lived tokens, so that a 60 s test token is usable for 54 s.
+    return Math.min(this.#settings.expiryMarginMs, lifetimeMs / 10)
+  }
+
+  /** Keeps a token newer than the one held, and plans its refresh. */
+  #adopt (token: AccessToken): HeldToken {
+    const held = this.#held
+    if (held && token.expiresOnTimestamp <= held.expiresOnMs) return held
+    const now = Date.now()
+    const lifetimeMs = token.expiresOnTimestamp - now
+    const next: HeldToken = {
+      token: token.token,
+      expiresOnMs: token.expiresOnTimestamp,
+      sdkRefreshAfterMs: token.refreshAfterTimestamp,
+      obtainedAtMs: now,
+      marginMs: this.#marginFor(lifetimeMs)
+    }
+    this.#held = next
+    this.#lastFailure = undefined
+    this.#fatalUntilMs = 0
+    // Jittered, so that a scale set's instances, which all started together, do not refresh together.
+    const { refreshFraction, refreshJitter } = this.#settings
+    const refreshInMs = lifetimeMs * (refreshFraction + Math.random() * refreshJitter)
+    this.#log.info({ expiresInSeconds: Math.round(lifetimeMs / 1000), refreshInSeconds: Math.round(refreshInMs / 1000) }, 'managed identity token: acquired')
+    this.#scheduleRefresh(refreshInMs)
+    return next
+  }
+
+  #scheduleRefresh (delayMs: number): void {
+    if (this.#closing.signal.aborted) return
+    clearTimeout(this.#refreshTimer)
+    this.#refreshTimer = setTimeout(() => { this.#refresh().catch(() => {}) }, Math.max(0, delayMs))
+    this.#refreshTimer.unref()
+  }
+
+  async #refresh (): Promise<void> {
+    const before = this.#held
+    try {
+      const after = await this.#acquire()
+      if (before && after === before) {
+        // Not renewed: the SDK (or the endpoint, which caches too) handed back the token we hold.
+        // The SDK renews a token of up to 2 h only in its last 5 minutes, so look again at a
+        // fraction of the time left until our margin, which converges into that window before
+        // the margin is reached.
+        const untilMarginMs = before.expiresOnMs - before.marginMs - Date.now()
+        this.#scheduleRefresh(Math.max(1000, untilMarginMs * random(0.25, 0.5)))
+      }
+    } catch (error) {
+      // The acquisition gave up (deadline or deployment error): try again later. Requests keep
+      // the last good token while it is fresh, and start their own acquisition after that.
+      const fatal = error instanceof IdentityEndpointError && !error.retryable
+      this.#scheduleRefresh(fatal ? this.#settings.fatalCooldownMs : random(0.5, 1) * this.#settings.retryMaxDelayMs)
+    }
+  }
+}
