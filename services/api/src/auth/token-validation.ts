@@ -113,23 +113,51 @@ export function parseAuthorization (values: readonly string[], maxTokenBytes: nu
   return { ok: true, token }
 }
 
-function decodeSegment (segment: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
+/**
+ * The member names of a JSON object's top level, duplicates included (JSON.parse keeps only the last
+ * of "aud":"a",...,"aud":"b"). Only for text JSON.parse has already accepted.
+ */
+function topLevelNames (json: string): string[] {
+  const names: string[] = []
+  let depth = 0
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (c === 0x22) {
+      let end = i + 1
+      while (json.charCodeAt(end) !== 0x22) end += json.charCodeAt(end) === 0x5c ? 2 : 1
+      if (depth === 1) {
+        let next = end + 1
+        while (/\s/.test(json[next] ?? '')) next++
+        if (json[next] === ':') names.push(JSON.parse(json.slice(i, end + 1)) as string)
+      }
+      i = end
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--
+    }
   }
+  return names
 }
 
-function hasCaseVariantDuplicates (payload: Record<string, unknown>): boolean {
+/** Microsoft rejects "tid" next to "TID" (EnforceSingleClaimCaseInsensitive); we extend it to every claim and to exact repeats. */
+function repeatsAClaim (payloadJson: string): boolean {
   const seen = new Set<string>()
-  for (const name of Object.keys(payload)) {
+  for (const name of topLevelNames(payloadJson)) {
     const lower = name.toLowerCase()
     if (seen.has(lower)) return true
     seen.add(lower)
   }
   return false
+}
+
+function parseObject (json: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(json)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export function createTokenValidator (options: ValidatorOptions): (token: string) => Promise<ValidationResult> {
@@ -161,7 +189,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
   }
 
   /** The Entra rules fast-jwt cannot express, on a payload whose signature and standard claims passed. */
-  function checkEntraRules (payload: Record<string, unknown>, key: SigningKey, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
+  function checkEntraRules (payload: Record<string, unknown>, payloadJson: string, key: SigningKey, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
     // Entra never issues several audiences; fast-jwt would accept an array with one match.
     if (typeof payload.aud !== 'string' || !audiences.has(payload.aud)) return invalid('wrong_audience', 'the token is not for this audience')
     // iss is the issuer of this tenant's OpenID configuration for this very ver, so iss, tid and ver are bound.
@@ -170,7 +198,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (key.issuer !== undefined && key.issuer.replaceAll('{tenantid}', tid) !== payload.iss) {
       return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
     }
-    if (hasCaseVariantDuplicates(payload)) return invalid('invalid_claim', 'the token repeats a claim in another case')
+    if (repeatsAClaim(payloadJson)) return invalid('invalid_claim', 'the token repeats a claim')
     const appId = version === '2.0' ? payload.azp : payload.appid
     if (typeof payload.oid !== 'string' || !GUID.test(payload.oid) || typeof payload.sub !== 'string' || payload.sub === '' ||
         typeof appId !== 'string' || appId === '' || typeof payload.iat !== 'number' ||
@@ -209,7 +237,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (!SEGMENT.test(rawHeader) || !SEGMENT.test(rawPayload) || !SEGMENT.test(rawSignature)) return invalid('malformed', 'the token is not a signed JWT')
 
     // The header decides everything before a key is looked up.
-    const header = decodeSegment(rawHeader)
+    const header = parseObject(Buffer.from(rawHeader, 'base64url').toString('utf8'))
     if (!header) return invalid('malformed', 'the token header is not a JSON object')
     if (header.alg !== 'RS256') return invalid('unsupported_alg', 'the token must be signed with RS256')
     if (header.typ !== undefined && (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'jwt')) return invalid('malformed', 'the token type must be JWT')
@@ -220,7 +248,8 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) return invalid('malformed', 'the token header lacks a valid kid')
 
     // tid and ver (unverified yet) only pick whose keys to try; the verified payload must repeat them.
-    const claims = decodeSegment(rawPayload)
+    const payloadJson = Buffer.from(rawPayload, 'base64url').toString('utf8')
+    const claims = parseObject(payloadJson)
     if (!claims) return invalid('malformed', 'the token payload is not a JSON object')
     const tid = claims.tid
     if (tid === undefined) return invalid('missing_claim', 'the token lacks a required claim')
@@ -250,7 +279,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     }
     let result = checked.get(outcome.payload)
     if (result === undefined) {
-      result = checkEntraRules(outcome.payload, key, issuer, tid, version)
+      result = checkEntraRules(outcome.payload, payloadJson, key, issuer, tid, version)
       checked.set(outcome.payload, result)
     }
     if ('ok' in result) return result
