@@ -1,0 +1,88 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+
+export interface LoadOptions {
+  url: string
+  path: string
+  connections: number
+  durationSeconds: number
+  /** Stop after this many requests instead (a bound, never a target). */
+  amount?: number
+  /** A fixed request rate over all connections (the soak), instead of as fast as possible. */
+  overallRate?: number
+  headers?: Record<string, string>
+  /** A JSON array of tokens; request n carries token (tokenOffset + n) mod length. */
+  tokensFile?: string
+  tokenOffset?: number
+}
+
+export type LoadMessage =
+  | ({ kind: 'load' } & LoadOptions)
+  | { kind: 'burst', url: string, concurrency: number }
+
+export interface LoadResult {
+  requests: number
+  elapsedSeconds: number
+  rps: number
+  latencyMs: { p50: number, p99: number, max: number }
+  /** Answers by HTTP status. */
+  statusCounts: Record<string, number>
+  /** Connection errors and timeouts (no HTTP answer at all). */
+  errors: number
+  timeouts: number
+  tokensUsed: number
+}
+
+export interface BurstResult {
+  statusCounts: Record<string, number>
+  errors: number
+  elapsedMs: number
+}
+
+/** One autocannon process for one row: warm-up and measurement run in it one after the other. */
+export class LoadGenerator {
+  private readonly child: ChildProcess
+  private readonly ready: Promise<unknown>
+
+  constructor () {
+    this.child = fork(new URL('./load-worker.ts', import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.ready = once(this.child, 'message')
+  }
+
+  get pid (): number | undefined { return this.child.pid }
+
+  async run (options: LoadOptions): Promise<LoadResult> {
+    return await this.send({ kind: 'load', ...options }) as LoadResult
+  }
+
+  async burst (url: string, concurrency: number): Promise<BurstResult> {
+    return await this.send({ kind: 'burst', url, concurrency }) as BurstResult
+  }
+
+  private async send (message: LoadMessage): Promise<unknown> {
+    await this.ready
+    // Both waits are dropped once either settles, so that many runs leave no listeners behind.
+    const settled = new AbortController()
+    const answer = once(this.child, 'message', { signal: settled.signal }) as Promise<[{ ok: boolean, result?: unknown, error?: string }]>
+    const exited = once(this.child, 'exit', { signal: settled.signal }).then(([code]) => {
+      throw new Error(`the load generator exited with code ${String(code)}`)
+    })
+    exited.catch(() => {})
+    answer.catch(() => {})
+    this.child.send(message)
+    try {
+      const [reply] = await Promise.race([answer, exited])
+      if (!reply.ok) throw new Error(`load generator: ${reply.error ?? 'unknown error'}`)
+      return reply.result
+    } finally {
+      settled.abort()
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = once(this.child, 'exit')
+    this.child.kill('SIGTERM')
+    await exited
+  }
+}

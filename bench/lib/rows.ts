@@ -1,0 +1,119 @@
+import { writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import type { LoadGenerator, LoadResult } from './load.ts'
+import { sampleProcess } from './processes.ts'
+
+export interface ProcessStats { name: string, cpuMs: number, peakRssMb: number }
+
+export interface Row {
+  id: string
+  name: string
+  /** The status every request of this row should get. */
+  expectStatus: number
+  rps: number
+  requests: number
+  latencyMs: { p50: number, p99: number, max: number }
+  statusCounts: Record<string, number>
+  /** Answers with another status, plus requests with no answer at all. */
+  unexpected: number
+  /** CPU time of the row's server processes per request, in microseconds. */
+  cpuUsPerRequest: number
+  /** Peak RSS of the row's main process during the row. */
+  peakRssMb: number
+  processes: ProcessStats[]
+  /** The row this one is compared with, and the ratios (this / that). */
+  baseline?: string
+  rpsRatio?: number
+  p99Ratio?: number
+  jwksFetches?: number
+  discoveryFetches?: number
+  allowedJwksFetches?: number
+  tokenRequests?: number
+  notes: string[]
+}
+
+export interface BenchSettings {
+  quick: boolean
+  connections: number
+  durationSeconds: number
+  warmupSeconds: number
+  uniqueTokens: number
+  invalidTokens: number
+  floodTokens: number
+  burst: number
+}
+
+export const settingsFor = (quick: boolean): BenchSettings => quick
+  ? { quick, connections: 50, durationSeconds: 1, warmupSeconds: 0.5, uniqueTokens: 1500, invalidTokens: 200, floodTokens: 5000, burst: 1000 }
+  : { quick, connections: 50, durationSeconds: 10, warmupSeconds: 3, uniqueTokens: 12_000, invalidTokens: 1000, floodTokens: 20_000, burst: 1000 }
+
+export interface Measured { name: string, pid: number }
+
+/** Resets a process's peak RSS (VmHWM), so that a process serving several rows reports each row's peak. */
+function resetPeak (pid: number): void {
+  // Writing 5 to clear_refs resets the high-water mark (Linux 4.0+); without it the peak is the process's.
+  try { writeFileSync(`/proc/${pid}/clear_refs`, '5') } catch { /* an older kernel: the process's own peak */ }
+}
+
+export interface MeasureOptions {
+  id: string
+  name: string
+  url: string
+  path: string
+  expectStatus: number
+  /** The processes serving the row; the first is the row's main process. */
+  processes: Measured[]
+  tokensFile?: string
+  settings: BenchSettings
+  notes?: string[]
+}
+
+/** One row: the same warm-up, then the same measured run, as every other row. */
+export async function measure (load: LoadGenerator, options: MeasureOptions): Promise<Row> {
+  const { settings } = options
+  const base = { url: options.url, path: options.path, connections: settings.connections, ...(options.tokensFile ? { tokensFile: options.tokensFile } : {}) }
+  const warm = await load.run({ ...base, durationSeconds: settings.warmupSeconds })
+  for (const { pid } of options.processes) resetPeak(pid)
+  const before = options.processes.map(({ pid }) => sampleProcess(pid))
+  const result: LoadResult = await load.run({ ...base, durationSeconds: settings.durationSeconds, tokenOffset: warm.tokensUsed })
+  const after = options.processes.map(({ pid }) => sampleProcess(pid))
+  const processes = options.processes.map(({ name }, index) => ({
+    name,
+    cpuMs: (after[index]?.cpuMs ?? 0) - (before[index]?.cpuMs ?? 0),
+    peakRssMb: (after[index]?.peakRssBytes ?? 0) / 2 ** 20
+  }))
+  const cpuMs = processes.reduce((sum, p) => sum + p.cpuMs, 0)
+  const expected = result.statusCounts[String(options.expectStatus)] ?? 0
+  return {
+    id: options.id,
+    name: options.name,
+    expectStatus: options.expectStatus,
+    rps: result.rps,
+    requests: result.requests,
+    latencyMs: result.latencyMs,
+    statusCounts: result.statusCounts,
+    unexpected: result.requests - expected + result.errors,
+    cpuUsPerRequest: result.requests > 0 ? cpuMs * 1000 / result.requests : 0,
+    peakRssMb: processes[0]?.peakRssMb ?? 0,
+    processes,
+    notes: options.notes ?? []
+  }
+}
+
+export function compare (row: Row, baseline: Row | undefined): void {
+  if (!baseline || baseline.rps === 0) return
+  row.baseline = baseline.id
+  row.rpsRatio = row.rps / baseline.rps
+  if (baseline.latencyMs.p99 > 0) row.p99Ratio = row.latencyMs.p99 / baseline.latencyMs.p99
+}
+
+export function machine () {
+  const cpu = cpus()
+  return {
+    node: process.version,
+    openssl: process.versions.openssl,
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    loadavg: loadavg().map((value) => Number(value.toFixed(2)))
+  }
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import type { BenchResults } from '../../bench/lib/report.ts'
+
+// `npm run bench -- --quick` as a user runs it, in its own process: this checks that the harness
+// works and that its counts are right (JWKS fetches under a flood, token requests under a cold
+// burst), never how fast anything is.
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const out = mkdtempSync(join(tmpdir(), 'msi-pair-bench-test-'))
+let results: BenchResults
+let output = ''
+
+before(async () => {
+  const child = spawn(process.execPath, ['bench/run.ts', '--quick', '--out', out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  // Bounded: SIGINT makes the harness stop every process it started; SIGKILL if even that hangs.
+  const stop = setTimeout(() => child.kill('SIGINT'), 150_000)
+  const kill = setTimeout(() => child.kill('SIGKILL'), 160_000)
+  const [code] = await once(child, 'exit')
+  clearTimeout(stop)
+  clearTimeout(kill)
+  assert.equal(code, 0, `bench --quick failed:\n${output}`)
+  results = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchResults
+}, { timeout: 170_000 })
+
+after(() => { rmSync(out, { recursive: true, force: true }) })
+
+const expectedRows = ['1', '2', '3', '4a', '4b', '4c', '5a1', '5a2', '5b1', '5b2', '5c1', '5c2', '6a', '6b']
+
+test('every row was measured, with sane numbers', () => {
+  assert.deepEqual(results.rows.map((row) => row.id), expectedRows)
+  for (const row of results.rows) {
+    assert.ok(row.rps > 0, `row ${row.id}: ${row.rps} req/s`)
+    assert.ok(row.requests > 0, `row ${row.id}: no requests`)
+    assert.ok(row.latencyMs.p50 > 0 && row.latencyMs.p50 <= row.latencyMs.p99 && row.latencyMs.p99 <= row.latencyMs.max, `row ${row.id}: latencies ${JSON.stringify(row.latencyMs)}`)
+    assert.ok(row.peakRssMb > 10, `row ${row.id}: peak RSS ${row.peakRssMb} MB`)
+    assert.ok(row.cpuUsPerRequest >= 0, `row ${row.id}: CPU ${row.cpuUsPerRequest}`)
+  }
+  assert.ok(results.burst, 'the cold burst ran')
+})
+
+test('valid rows got 200 on every request, invalid rows 401 on every request', () => {
+  for (const row of results.rows) {
+    const expected = ['4a', '4b', '4c'].includes(row.id) ? 401 : 200
+    assert.equal(row.expectStatus, expected, `row ${row.id}`)
+    assert.deepEqual(Object.keys(row.statusCounts), [String(expected)], `row ${row.id}: ${JSON.stringify(row.statusCounts)}`)
+    assert.equal(row.unexpected, 0, `row ${row.id}: ${row.unexpected} unexpected answers`)
+  }
+  assert.deepEqual(results.burst?.statusCounts, { 200: results.burst?.concurrency })
+  assert.equal(results.burst?.errors, 0)
+})
+
+test('ratios are computed against the right rows', () => {
+  const byId = new Map(results.rows.map((row) => [row.id, row]))
+  assert.equal(byId.get('2')?.baseline, '1')
+  assert.equal(byId.get('5a2')?.baseline, '3')
+  assert.equal(byId.get('5c1')?.baseline, '2')
+  assert.equal(byId.get('6a')?.baseline, '6b')
+  const two = byId.get('2')
+  const one = byId.get('1')
+  assert.ok(two && one && Math.abs((two.rpsRatio ?? 0) - two.rps / one.rps) < 1e-9)
+})
+
+test('the random-kid flood caused at most one JWKS fetch per cooldown', () => {
+  const flood = results.rows.find((row) => row.id === '4c')
+  assert.ok(flood?.allowedJwksFetches !== undefined && flood.jwksFetches !== undefined)
+  assert.ok(flood.requests > 100, 'the flood sent requests')
+  assert.ok(flood.jwksFetches <= flood.allowedJwksFetches, `${flood.jwksFetches} JWKS fetches, ${flood.allowedJwksFetches} allowed (${results.meta.cooldown})`)
+})
+
+test('the cold burst of 1,000 concurrent calls caused exactly one token request', () => {
+  assert.equal(results.burst?.concurrency, 1000)
+  assert.equal(results.burst?.tokenRequests, 1, `counted by ${results.burst?.countedBy}`)
+})
+
+test('the Markdown table has a line per row', () => {
+  const table = readFileSync(join(out, 'latest.md'), 'utf8')
+  for (const id of expectedRows) assert.match(table, new RegExp(`^\\| ${id} \\|`, 'm'))
+})
