@@ -18,7 +18,7 @@ export const ApiConfigSchema = Type.Object({
   /** Token versions accepted: "1.0,2.0" (both, each against its own OpenID configuration) or "2.0". */
   AUTH_ACCEPTED_TOKEN_VERSIONS: CommaList('(1\\.0|2\\.0)', '1.0,2.0'),
   /** Background JWKS refresh period. Microsoft's signing-key-rollover guidance: 1 h. */
-  AUTH_JWKS_REFRESH_INTERVAL_MS: Milliseconds(3_600_000, 1000),
+  AUTH_JWKS_REFRESH_INTERVAL_MS: Milliseconds(3_600_000, 100),
   /** At most one JWKS fetch per this period for tokens with an unknown kid. Microsoft: 5 min. */
   AUTH_JWKS_COOLDOWN_MS: Milliseconds(300_000, 0),
   /** Deadline of every discovery or JWKS request, connection to last byte. */
