@@ -99,6 +99,7 @@ export class IdentityEndpoint {
       const last = exchanges.at(-1)
       throw classifyCredentialError(error, {
         timedOut: timedOut || last?.status === 'timeout',
+        answeredStatus: typeof last?.status === 'number' ? last.status : undefined,
         retryAfterMs: last && 'retryAfterMs' in last ? last.retryAfterMs : undefined
       })
     } finally {

@@ -63,9 +63,13 @@ interface MsalLikeError { status?: unknown, errorCode?: unknown, errorMessage?: 
  *   `status` (the HTTP status, a number) and `errorCode` (the body's `error`; '' for App Service bodies);
  * - connection refused, and an attempt cut by our timeout: CredentialUnavailableError("...Network
  *   unreachable...") whose cause is MSAL's ClientAuthError with errorCode 'network_error';
- * - a 200 without access_token or expires_on: AuthenticationRequiredError.
+ * - a 200 without access_token or expires_on: AuthenticationRequiredError;
+ * - a 200 with a cut-off JSON body: the same network_error as a refused connection.
  */
-export function classifyCredentialError (error: unknown, context: { timedOut: boolean, retryAfterMs?: number | undefined }): IdentityEndpointError {
+export function classifyCredentialError (
+  error: unknown,
+  context: { timedOut: boolean, answeredStatus?: number | undefined, retryAfterMs?: number | undefined }
+): IdentityEndpointError {
   if (error instanceof IdentityEndpointError) return error
   const cause = ((error as { cause?: unknown })?.cause ?? {}) as MsalLikeError
   if (typeof cause.status === 'number' && cause.status >= 400) {
@@ -73,6 +77,11 @@ export function classifyCredentialError (error: unknown, context: { timedOut: bo
   }
   if (context.timedOut) {
     return new IdentityEndpointError('the identity endpoint did not answer in time', { reason: 'timeout', retryable: true, cause: error })
+  }
+  // A 200 whose body is not JSON also comes out as network_error; the exchange tells it apart.
+  if (cause.errorCode === 'network_error' && context.answeredStatus !== undefined) {
+    return new IdentityEndpointError(`the identity endpoint answered ${context.answeredStatus} with a body that is not a token response`,
+      { reason: 'invalid_response', retryable: true, status: context.answeredStatus, cause: error })
   }
   if (cause.errorCode === 'network_error') {
     return new IdentityEndpointError('the identity endpoint is unreachable (connection refused or reset)', { reason: 'unreachable', retryable: true, cause: error })
