@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { healthPlugin } from '../../shared/health.ts'
 import { loggerOptions } from '../../shared/logger.ts'
@@ -31,6 +32,8 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
     logger: loggerOptions(config.LOG_LEVEL),
     // With AZURE_POD_IDENTITY_AUTHORITY_HOST set, the SDK asks for .../oauth2/token/ (trailing slash).
     routerOptions: { ignoreTrailingSlash: true },
+    // Request ids double as the correlation ids of error bodies, which Azure makes GUIDs.
+    genReqId: () => randomUUID(),
     ...options
   })
   app.decorate('issuer', issuer)
