@@ -29,7 +29,7 @@ export async function startApi (authorityUrl: string, env: Record<string, string
       done()
     }
   })
-  const app = await buildApp(config, { logger: { level: 'info', stream } })
+  const app = await buildApp(config, { logger: { level: config.LOG_LEVEL, stream } })
   await app.ready()
   return {
     app,
