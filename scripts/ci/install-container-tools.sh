@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what test/containers/*.test.ts runs, on a fresh Debian 12 machine, and starts the engine:
+#   docker.io (dockerd 20.10, containerd, runc), docker-compose 1.29 (Compose v1, Python),
+#   debootstrap (scripts/ci/make-base-images.sh builds node:24-bookworm-slim with it, as no
+#   registry can be reached here), prometheus (promtool; its binary also goes into the stand-in
+#   prom/prometheus image) and yamllint.
+# dockerd is started in the background when `docker info` does not answer, and left running for the
+# tests (which leave no container behind). Its log: $DOCKERD_LOG (default /var/log/msi-pair-dockerd.log).
+# Idempotent: each step checks before it acts.
+# Usage: sudo scripts/ci/install-container-tools.sh
+set -euo pipefail
+
+DOCKERD_LOG="${DOCKERD_LOG:-/var/log/msi-pair-dockerd.log}"
+DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
+
+log() { printf 'install-container-tools: %s\n' "$*"; }
+
+install_apt_tools() {
+  local missing=()
+  [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v yamllint >/dev/null || missing+=(yamllint)
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "apt tools already present"
+    return
+  fi
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Without recommends docker.io still brings containerd, runc, tini and iptables (all it needs);
+  # policy-rc.d on CI machines keeps the packaged services from starting, so dockerd is started below.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The docker CLI that answers: a preinstalled newer client may come first in PATH; both talk to dockerd.
+docker_cli() {
+  if command -v docker >/dev/null; then docker "$@"; else /usr/bin/docker "$@"; fi
+}
+
+start_dockerd() {
+  if docker_cli info >/dev/null 2>&1; then
+    log "dockerd already answers"
+    return
+  fi
+  log "starting dockerd (log: $DOCKERD_LOG)"
+  mkdir -p "$(dirname "$DOCKERD_LOG")"
+  # setsid: the daemon outlives this script and whatever process group ran it.
+  setsid /usr/sbin/dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null &
+  local deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
+  until docker_cli info >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "dockerd did not answer within ${DOCKERD_WAIT_SECONDS}s; last lines of $DOCKERD_LOG:"
+      tail -n 20 "$DOCKERD_LOG" >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  log "dockerd $(docker_cli version --format '{{.Server.Version}}') is up"
+}
+
+install_apt_tools
+start_dockerd
