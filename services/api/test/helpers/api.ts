@@ -13,8 +13,8 @@ export interface TestApi {
   metric: (name: string, labels?: Record<string, string>) => Promise<number>
 }
 
-/** The api in-process against an authority, with the given extra environment. */
-export async function startApi (authorityUrl: string, env: Record<string, string> = {}): Promise<TestApi> {
+/** The api in-process against an authority, with the given extra environment and, if given, extra routes. */
+export async function startApi (authorityUrl: string, env: Record<string, string> = {}, routes?: (app: FastifyInstance) => void): Promise<TestApi> {
   const config = readConfig({
     AUTH_TENANT_ID: TENANT,
     AUTH_AUDIENCE: `${API_CLIENT_ID},${API_APP_ID_URI}`,
@@ -30,6 +30,7 @@ export async function startApi (authorityUrl: string, env: Record<string, string
     }
   })
   const app = await buildApp(config, { logger: { level: config.LOG_LEVEL, stream } })
+  routes?.(app)
   await app.ready()
   return {
     app,

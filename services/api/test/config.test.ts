@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ConfigError } from '../../shared/config.ts'
+import { readConfig } from '../src/config.ts'
+
+const base = { AUTH_TENANT_ID: '72F988BF-86F1-41AF-91AB-2D7CD011DB47', AUTH_AUDIENCE: 'api://x' }
+
+test('defaults: both token versions, Microsoft\'s timings, DoAll, the public authority', () => {
+  const config = readConfig(base)
+  assert.deepEqual(config.AUTH_TENANT_ID, ['72f988bf-86f1-41af-91ab-2d7cd011db47'])
+  assert.deepEqual(config.AUTH_ACCEPTED_TOKEN_VERSIONS, ['1.0', '2.0'])
+  assert.deepEqual(config.AUTH_REQUIRED_ROLES, ['DoAll'])
+  assert.equal(config.AUTH_AUTHORITY_HOST, 'https://login.microsoftonline.com')
+  assert.equal(config.AUTH_JWKS_REFRESH_INTERVAL_MS, 3_600_000)
+  assert.equal(config.AUTH_JWKS_COOLDOWN_MS, 300_000)
+  assert.equal(config.AUTH_JWKS_TIMEOUT_MS, 5000)
+  assert.equal(config.AUTH_MAX_TOKEN_BYTES, 8192)
+})
+
+test('v2 only', () => {
+  assert.deepEqual(readConfig({ ...base, AUTH_ACCEPTED_TOKEN_VERSIONS: ' 2.0 ' }).AUTH_ACCEPTED_TOKEN_VERSIONS, ['2.0'])
+})
+
+test('bad values fail at start, naming the variable', () => {
+  for (const [name, value] of [['AUTH_ACCEPTED_TOKEN_VERSIONS', '3.0'], ['AUTH_JWKS_TIMEOUT_MS', '0'], ['AUTH_TENANT_ID', 'common'], ['AUTH_MAX_TOKEN_BYTES', '100000']]) {
+    assert.throws(() => readConfig({ ...base, [name as string]: value }), (error: Error) => error instanceof ConfigError && error.message.includes(name as string))
+  }
+})
