@@ -11,7 +11,6 @@ import { trafficPlugin, type RequestCounts } from './plugins/traffic.ts'
 import { entraRoutes } from './routes/entra.ts'
 import { identityEndpointRoutes } from './routes/identity-endpoint.ts'
 import { imdsRoutes } from './routes/imds.ts'
-import { defaultTenant, loadTenantFile } from './tenant.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,8 +22,7 @@ declare module 'fastify' {
 }
 
 export async function buildApp (config: MockImdsConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const tenant = config.MOCK_IMDS_TENANT_FILE === undefined ? defaultTenant() : loadTenantFile(config.MOCK_IMDS_TENANT_FILE)
-  const issuer = new Issuer(tenant, { lifetimeSeconds: config.MOCK_IMDS_TOKEN_LIFETIME_SECONDS })
+  const issuer = new Issuer(config.tenant, { lifetimeSeconds: config.MOCK_IMDS_TOKEN_LIFETIME_SECONDS })
   const faults = new FaultBoard()
   const counts: RequestCounts = { tokenRequests: 0, jwksRequests: 0, discoveryRequests: 0 }
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { CommonConfig, ConfigError, Port, loadConfig } from '../../shared/config.ts'
+import { TenantFileError, defaultTenant, loadTenantFile, type TenantModel } from './tenant.ts'
 
 export const MockImdsConfigSchema = Type.Object({
   ...CommonConfig.properties,
@@ -16,7 +17,10 @@ export const MockImdsConfigSchema = Type.Object({
   MOCK_IMDS_ADMIN_HOST: Type.String({ minLength: 1, default: '127.0.0.1' })
 })
 
-export type MockImdsConfig = Static<typeof MockImdsConfigSchema>
+export interface MockImdsConfig extends Static<typeof MockImdsConfigSchema> {
+  /** The tenant, read and checked with the rest of the configuration. */
+  tenant: TenantModel
+}
 
 export function readConfig (env = process.env): MockImdsConfig {
   const config = loadConfig(MockImdsConfigSchema, env)
@@ -24,5 +28,13 @@ export function readConfig (env = process.env): MockImdsConfig {
   if (config.MOCK_IMDS_ADMIN_PORT !== undefined && config.MOCK_IMDS_ADMIN_PORT !== 0 && config.MOCK_IMDS_ADMIN_PORT === config.PORT) {
     throw new ConfigError('invalid configuration: MOCK_IMDS_ADMIN_PORT must differ from PORT')
   }
-  return config
+  // A bad tenant file is a configuration error like any other: the service refuses to start,
+  // naming the variable, the file and the path of the first bad field.
+  try {
+    const tenant = config.MOCK_IMDS_TENANT_FILE === undefined ? defaultTenant() : loadTenantFile(config.MOCK_IMDS_TENANT_FILE)
+    return { ...config, tenant }
+  } catch (error) {
+    if (!(error instanceof TenantFileError)) throw error
+    throw new ConfigError(`invalid configuration: MOCK_IMDS_TENANT_FILE: ${error.message}`)
+  }
 }

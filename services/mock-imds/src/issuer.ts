@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { SigningKey } from './keys.ts'
 import { createSigningKey } from './keys.ts'
 import { mintToken, type IssuedToken } from './tokens.ts'
@@ -12,6 +13,16 @@ export class TokenRequestError extends Error {
     this.status = status
     this.code = code
   }
+}
+
+/**
+ * An error Entra raised behind the token endpoint: its AADSTS text plus the trailer Entra puts
+ * on every error description.
+ */
+export function entraError (status: number, code: string, text: string): TokenRequestError {
+  const timestamp = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z')
+  return new TokenRequestError(status, code,
+    `${text}\r\nTrace ID: ${randomUUID()}\r\nCorrelation ID: ${randomUUID()}\r\nTimestamp: ${timestamp}`)
 }
 
 export type Selector =
@@ -89,7 +100,7 @@ export class Issuer {
     const app = this.tenant.applications.find((a) =>
       a.appId.toLowerCase() === resource.toLowerCase() || a.identifierUris.includes(resource))
     if (!app) {
-      throw new TokenRequestError(400, 'invalid_resource',
+      throw entraError(400, 'invalid_resource',
         `AADSTS500011: The resource principal named ${resource} was not found in the tenant named ${this.tenant.tenantId}. ` +
         'This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. ' +
         'You might have sent your authentication request to the wrong tenant.')
@@ -106,7 +117,7 @@ export class Issuer {
     if (cached && cached.expiresOn - now > Math.min(300, this.lifetimeSeconds / 4)) return cached
     if (app.servicePrincipal.appRoleAssignmentRequired === true &&
         !this.tenant.appRoleAssignments.some((a) => a.principalId === identity.principalId && a.resourceId === app.servicePrincipal.id)) {
-      throw new TokenRequestError(400, 'invalid_grant',
+      throw entraError(400, 'invalid_grant',
         `AADSTS501051: Application '${identity.clientId}' is not assigned to a role for the application '${resource}'(${app.displayName}).`)
     }
     const token = mintToken({ tenant: this.tenant, identity, app, resource, key: this.signingKey, lifetimeSeconds: this.lifetimeSeconds, now })

@@ -23,6 +23,7 @@ export function assignedRoles (tenant: TenantModel, identity: ManagedIdentityMod
 
 export interface IssuedToken {
   accessToken: string
+  issuedAt: number
   notBefore: number
   expiresOn: number
   claims: Record<string, unknown>
@@ -72,7 +73,7 @@ export function mintToken (request: MintRequest): IssuedToken {
     ver: version,
     xms_mirid: identity.resourceId
   }
-  return { accessToken: key.sign(claims, version), notBefore, expiresOn, claims }
+  return { accessToken: key.sign(claims, version), issuedAt: now, notBefore, expiresOn, claims }
 }
 
 const opaque = (bytes: number): string => randomBytes(bytes).toString('base64url')

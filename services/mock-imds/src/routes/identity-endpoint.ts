@@ -52,4 +52,12 @@ export const identityEndpointRoutes: FastifyPluginAsync<{ issuer: Issuer, identi
       })
     }
   })
+
+  fastify.route({
+    method: ['POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/msi/token',
+    handler: async (request, reply) => sendJson(reply.header('allow', 'GET'), 405, {
+      statusCode: 405, message: 'The requested method is not allowed. Only GET is supported.', correlationId: request.id
+    })
+  })
 }

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { TokenRequestError, type Issuer, type Selector } from '../issuer.ts'
 import { sendTokenError } from './token-errors.ts'
 
@@ -38,7 +38,8 @@ export const imdsRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastify
         client_id: identity.clientId,
         expires_in: String(token.expiresOn - now),
         expires_on: String(token.expiresOn),
-        ext_expires_in: String(token.expiresOn - now),
+        // The lifetime at issue, where expires_in is what is left of it.
+        ext_expires_in: String(token.expiresOn - token.issuedAt),
         not_before: String(token.notBefore),
         resource,
         token_type: 'Bearer'
@@ -47,6 +48,13 @@ export const imdsRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastify
       return sendTokenError(reply, error)
     }
   })
+
+  fastify.route({ method: ['POST', 'PUT', 'PATCH', 'DELETE'], url: '/metadata/identity/oauth2/token', handler: methodNotAllowed })
+}
+
+/** IMDS serves GET only. */
+export async function methodNotAllowed (_request: FastifyRequest, reply: FastifyReply) {
+  return sendJson(reply.header('allow', 'GET'), 405, { error: 'invalid_request', error_description: 'The requested method is not allowed. Only GET is supported.' })
 }
 
 export function singleValued (query: Query): Record<string, string | undefined> {

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import fc from 'fast-check'
+import type { FastifyInstance } from 'fastify'
+import { api, build, decodePayload, identityHeader, systemIdentity, tenant, userIdentity } from './helpers.ts'
+
+let app: FastifyInstance
+before(async () => { app = await build() })
+after(() => app.close())
+
+const allowedResources = new Set([api.appId, ...api.identifierUris])
+const principals = new Set(tenant.managedIdentities.map((mi) => mi.principalId))
+
+// Values that are sometimes right, often nearly right, and sometimes hostile.
+const value = fc.oneof(
+  fc.constantFrom(...allowedResources, 'api://msi-pair-api/', 'API://MSI-PAIR-API', systemIdentity.clientId, userIdentity.clientId,
+    userIdentity.principalId, userIdentity.resourceId, '2018-02-01', '2019-08-01', '', '%', '../', '\u0000', 'true'),
+  fc.string({ maxLength: 40 }),
+  fc.webUrl()
+)
+const names = fc.constantFrom('api-version', 'resource', 'client_id', 'object_id', 'msi_res_id', 'mi_res_id', 'principal_id', 'clientid', 'bogus')
+const query = fc.array(fc.tuple(names, value), { maxLength: 6 })
+const headers = fc.record({
+  metadata: fc.option(fc.constantFrom('true', 'True', 'false', ''), { nil: undefined }),
+  'x-identity-header': fc.option(fc.constantFrom(identityHeader, 'wrong', ''), { nil: undefined }),
+  'x-forwarded-for': fc.option(fc.constantFrom('10.0.0.1', ''), { nil: undefined })
+}, { requiredKeys: [] })
+
+test('any query and headers: Azure\'s error or a token for an allowed identity and resource, never a crash', async () => {
+  await fc.assert(fc.asyncProperty(fc.constantFrom('/metadata/identity/oauth2/token', '/msi/token'), query, headers, async (path, pairs, given) => {
+    const search = new URLSearchParams(pairs).toString()
+    const response = await app.inject({
+      url: `${path}?${search}`,
+      headers: Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) as Record<string, string>
+    })
+    assert.ok([200, 400, 401].includes(response.statusCode), `${response.statusCode} ${response.body}`)
+    assert.equal(response.headers['content-type'], 'application/json; charset=utf-8')
+    const body = response.json()
+    if (response.statusCode !== 200) {
+      assert.equal(body.access_token, undefined)
+      return
+    }
+    const asked = new URLSearchParams(search)
+    assert.ok(allowedResources.has(asked.get('resource') ?? ''), `a token for ${asked.get('resource')}`)
+    assert.equal(body.resource, asked.get('resource'))
+    assert.ok(principals.has(decodePayload(body.access_token).oid as string))
+  }), { numRuns: 400 })
+})

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { stringify } from 'yaml'
+import { ConfigError } from '../../shared/config.ts'
+import { readConfig } from '../src/config.ts'
+import { TenantFileError, defaultTenant, parseTenant } from '../src/tenant.ts'
+
+const valid = () => structuredClone(defaultTenant()) as unknown as Record<string, any>
+
+test('the built-in tenant: the api with DoAll for applications, assigned to the system-assigned identity only', () => {
+  const tenant = defaultTenant()
+  const [api] = tenant.applications
+  assert.equal(api?.api?.requestedAccessTokenVersion, 2)
+  const role = api?.appRoles.find((r) => r.value === 'DoAll')
+  assert.deepEqual(role?.allowedMemberTypes, ['Application'])
+  const system = tenant.managedIdentities.find((mi) => mi.type === 'SystemAssigned')
+  const user = tenant.managedIdentities.find((mi) => mi.type === 'UserAssigned')
+  assert.deepEqual(tenant.appRoleAssignments.map((a) => a.principalId), [system?.principalId])
+  assert.ok(user)
+})
+
+test('a bad field fails with its path', () => {
+  const cases: Array<[(t: Record<string, any>) => void, RegExp]> = [
+    [(t) => { t.applications[0].appId = 'not-a-guid' }, /\/applications\/0\/appId/],
+    [(t) => { t.managedIdentities[1].type = 'Both' }, /\/managedIdentities\/1\/type/],
+    [(t) => { t.managedIdentities[0].resourceId = 'vm' }, /\/managedIdentities\/0\/resourceId/],
+    [(t) => { t.applications[0].api.requestedAccessTokenVersion = 3 }, /\/applications\/0\/api\/requestedAccessTokenVersion/],
+    [(t) => { t.applications[0].appRoles[0].allowedMemberTypes = [] }, /\/applications\/0\/appRoles\/0\/allowedMemberTypes/],
+    [(t) => { t.applications[0].identifierUri = ['api://typo'] }, /\/applications\/0/],
+    [(t) => { delete t.tenantId }, /tenantId|\//]
+  ]
+  for (const [spoil, path] of cases) {
+    const document = valid()
+    spoil(document)
+    assert.throws(() => parseTenant(document, 'tenant.json'), (error: Error) => error instanceof TenantFileError && path.test(error.message) && error.message.startsWith('tenant.json: '))
+  }
+})
+
+test('references must resolve: assignments to real identities, apps and roles; one system-assigned identity', () => {
+  const cases: Array<[(t: Record<string, any>) => void, RegExp]> = [
+    [(t) => { t.appRoleAssignments[0].principalId = '00000000-0000-4000-8000-000000000000' }, /\/appRoleAssignments\/0\/principalId matches no managed identity/],
+    [(t) => { t.appRoleAssignments[0].resourceId = '00000000-0000-4000-8000-000000000000' }, /\/appRoleAssignments\/0\/resourceId/],
+    [(t) => { t.appRoleAssignments[0].appRoleId = '00000000-0000-4000-8000-000000000000' }, /\/appRoleAssignments\/0\/appRoleId/],
+    [(t) => { t.managedIdentities[1].type = 'SystemAssigned' }, /more than one SystemAssigned/]
+  ]
+  for (const [spoil, message] of cases) {
+    const document = valid()
+    spoil(document)
+    assert.throws(() => parseTenant(document), message)
+  }
+})
+
+test('MOCK_IMDS_TENANT_FILE: YAML or JSON; a bad one stops the start with the variable, the file and the field', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mock-imds-tenant-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const yamlFile = join(dir, 'tenant.yaml')
+  writeFileSync(yamlFile, stringify(valid()))
+  assert.equal(readConfig({ MOCK_IMDS_TENANT_FILE: yamlFile }).tenant.tenantId, defaultTenant().tenantId)
+
+  const bad = valid()
+  bad.managedIdentities[0].clientId = 'nope'
+  const badFile = join(dir, 'bad.json')
+  writeFileSync(badFile, JSON.stringify(bad))
+  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: badFile }), (error: Error) =>
+    error instanceof ConfigError && error.message.includes('MOCK_IMDS_TENANT_FILE') && error.message.includes(badFile) &&
+    error.message.includes('/managedIdentities/0/clientId'))
+
+  writeFileSync(join(dir, 'broken.yaml'), 'tenantId: [unclosed')
+  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: join(dir, 'broken.yaml') }), ConfigError)
+  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: join(dir, 'missing.json') }), /MOCK_IMDS_TENANT_FILE: .*missing\.json/)
+})
