@@ -18,8 +18,11 @@ export interface IdentityEndpointOptions {
   scope: string
   selector: IdentitySelector
   attemptTimeoutMs: number
-  /** Called for every HTTP exchange with the identity endpoint, for metrics. */
-  onExchange?: (exchange: Exchange) => void
+  /**
+   * Called once per HTTP exchange with the identity endpoint when its attempt ends, for metrics:
+   * success when it brought a usable answer (a 200 that is not a token response is a failure).
+   */
+  onExchange?: (result: 'success' | 'failure') => void
 }
 
 /**
@@ -37,13 +40,14 @@ export class IdentityEndpoint {
   readonly #credential: ManagedIdentityCredential
   readonly #scope: string
   readonly #attemptTimeoutMs: number
+  readonly #onExchange: (result: 'success' | 'failure') => void
   #exchanges: Attempt['exchanges'] = []
 
   constructor (options: IdentityEndpointOptions) {
     this.#scope = options.scope
     this.#attemptTimeoutMs = options.attemptTimeoutMs
     const inner = createDefaultHttpClient()
-    const onExchange = options.onExchange ?? (() => {})
+    this.#onExchange = options.onExchange ?? (() => {})
     const httpClient: HttpClient = {
       sendRequest: async (request: PipelineRequest) => {
         request.timeout = this.#attemptTimeoutMs
@@ -61,7 +65,6 @@ export class IdentityEndpoint {
           throw error
         } finally {
           exchanges.push(exchange)
-          onExchange(exchange)
         }
       }
     }
@@ -94,8 +97,10 @@ export class IdentityEndpoint {
     try {
       const token = await Promise.race([this.#credential.getToken(this.#scope), timeout])
       if (!token) throw new Error('the credential returned no token')
+      for (const e of exchanges) this.#onExchange(typeof e.status === 'number' && e.status < 400 ? 'success' : 'failure')
       return { token, exchanges }
     } catch (error) {
+      exchanges.forEach(() => this.#onExchange('failure'))
       const last = exchanges.at(-1)
       throw classifyCredentialError(error, {
         timedOut: timedOut || last?.status === 'timeout',

@@ -53,10 +53,7 @@ export const tokenProviderPlugin = fp<TokenProviderPluginOptions>(async (fastify
     scope: options.scope,
     selector: options.selector,
     attemptTimeoutMs: options.attemptTimeoutMs,
-    onExchange: (exchange) => {
-      const ok = typeof exchange.status === 'number' && exchange.status < 400
-      tokenRequests.inc({ source: 'endpoint', result: ok ? 'success' : 'failure' })
-    }
+    onExchange: (result) => tokenRequests.inc({ source: 'endpoint', result })
   })
   const provider = new ManagedIdentityTokenProvider({
     source: endpoint,

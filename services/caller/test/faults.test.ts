@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { FaultSpec } from '../../../scripts/lib/mock-imds.ts'
+import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller, timed, waitFor } from './helpers.ts'
+
+interface FaultCase {
+  name: string
+  fault: Omit<FaultSpec, 'target'>
+  reason: string
+  /** Token requests mock-imds sees while one /call waits out its deadline (3 s here). */
+  requests: [min: number, max: number]
+}
+
+// With the fast settings (attempt timeout 1 s, backoff 100 ms doubling to 1 s, full jitter), a
+// request waits 3 s. Retry-After: 2 s leaves room for 2 requests in that time; backoff alone
+// makes many more, which is how the test sees that Retry-After is honoured.
+const cases: FaultCase[] = [
+  { name: '404 (IMDS updating)', fault: { mode: 'status', status: 404 }, reason: 'not_found', requests: [4, 40] },
+  { name: '410 (IMDS restarting)', fault: { mode: 'status', status: 410 }, reason: 'gone', requests: [4, 40] },
+  { name: '429 without Retry-After', fault: { mode: 'status', status: 429 }, reason: 'throttled', requests: [4, 40] },
+  { name: '429 with Retry-After: 2', fault: { mode: 'status', status: 429, retryAfterSeconds: 2 }, reason: 'throttled', requests: [2, 3] },
+  { name: '500', fault: { mode: 'status', status: 500 }, reason: 'server_error', requests: [4, 40] },
+  { name: 'hang', fault: { mode: 'hang' }, reason: 'timeout', requests: [2, 4] },
+  { name: 'garbage 200', fault: { mode: 'garbage' }, reason: 'invalid_response', requests: [4, 40] }
+]
+
+const waitMs = Number(fastTokenSettings.TOKEN_WAIT_TIMEOUT_MS)
+
+// Each fault, for each flavour, on one timeline with a fresh caller: cold (the fault answers every
+// token request) -> recovery -> warm (the fault comes back while a good token is held).
+test('each fault of the identity endpoint: 503 in time when cold, no failed call when warm', { concurrency: true }, async (t) => {
+  await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
+    const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' })
+    const { admin } = backend.mock
+    for (const { name, fault, reason, requests } of cases) {
+      await t.test(name, async (t) => {
+        await admin.clearFaults()
+        await admin.clearTokenCache()
+        await admin.addFault({ target: flavour.name, ...fault })
+        const before = (await admin.state()).tokenRequests
+        // A 60 s token is refreshed 1.8 to 3 s after it arrives.
+        const caller = await startCaller(t, flavour, backend, { TOKEN_REFRESH_FRACTION: '0.03', TOKEN_REFRESH_JITTER: '0.02' })
+
+        // Cold: the request waits out its own deadline and gets a 503 that says why.
+        const cold = await timed(() => getJson(`${caller.url}/call`))
+        assert.equal(cold.value.status, 503)
+        assert.equal(cold.value.body.error, 'token_unavailable')
+        assert.equal(cold.value.body.reason, reason)
+        assert.ok(cold.ms > waitMs - 500 && cold.ms < waitMs + 2000, `503 after ${Math.round(cold.ms)} ms`)
+        const seen = (await admin.state()).tokenRequests - before
+        assert.ok(seen >= requests[0] && seen <= requests[1], `${seen} token requests, expected ${requests[0]}..${requests[1]}`)
+        assert.equal(await metric(caller.url, 'token_requests_total', { source: 'endpoint', result: 'failure' }) >= requests[0], true)
+        assert.equal((await getJson(`${caller.url}/readyz`)).status, 503)
+        assert.equal((await getJson(`${caller.url}/healthz`)).status, 200)
+
+        // Recovery: the acquisition still running (or the next one) gets the token.
+        await admin.clearFaults()
+        const recovered = await getJson(`${caller.url}/call`)
+        assert.equal(recovered.status, 200, JSON.stringify(recovered.body))
+        const exp = recovered.body.exp
+
+        // Warm: the fault is back when the refresh comes; calls go on with the token in hand.
+        await admin.addFault({ target: flavour.name, ...fault })
+        await waitFor(async () => await metric(caller.url, 'token_refresh_failures_total') >= 1, 8000, 'a refresh failed')
+        for (let i = 0; i < 5; i++) {
+          const warm = await getJson(`${caller.url}/call`)
+          assert.equal(warm.status, 200, JSON.stringify(warm.body))
+          assert.equal(warm.body.exp, exp, 'still the last good token')
+        }
+        assert.equal((await getJson(`${caller.url}/readyz`)).status, 200, 'ready on the last good token')
+        await admin.clearFaults()
+        await caller.stop()
+      })
+    }
+  })))
+})
