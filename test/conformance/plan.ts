@@ -80,3 +80,12 @@ export function resultOf (results: Map<string, ScenarioResult>, name: string): S
   if (!result) throw new Error(`no result for scenario "${name}"`)
   return result
 }
+
+/** One line per scenario for the test's diagnostics: what the SDK did, measured. */
+export function summary (result: ScenarioResult): string {
+  const outcomes = result.outcomes.map((o) => o.ok
+    ? `token in ${o.elapsedMs} ms`
+    : `${o.errorName} in ${o.elapsedMs} ms: ${(o.errorMessage ?? '').split('\n').find((line) => line.includes('ManagedIdentityCredential') || line.includes('Description')) ?? o.errorMessage}`.slice(0, 200))
+  const hang = result.pendingAtRelease === undefined ? '' : ` (still pending at release: ${result.pendingAtRelease})`
+  return `${result.name}: ${result.requests} request(s)${hang}; ${outcomes.join(' | ')}`
+}
