@@ -2,8 +2,8 @@
 // so that it never shares an event loop with a target or with the harness.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { Agent, request } from 'undici'
-import type { BurstResult, LoadMessage, LoadResult } from './load.ts'
+import { Agent, Pool, request } from 'undici'
+import type { BurstResult, LoadMessage, LoadResult, RateSample, RateStream } from './load.ts'
 
 interface AutocannonInstance {
   on (event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): void
@@ -88,8 +88,117 @@ async function runBurst (message: Extract<LoadMessage, { kind: 'burst' }>): Prom
   return { statusCounts, errors, elapsedMs }
 }
 
+/**
+ * The soak's open-loop generator: each stream sends at its fixed rate whatever the answers do
+ * (no coordinated omission), and stats are handed over sample by sample without pausing.
+ */
+interface StreamState {
+  spec: RateStream
+  pool: Pool
+  pattern: string[]
+  tokens: Map<string, string[]>
+  cursors: Map<string, number>
+  sent: number
+  inFlight: number
+  validUntilMs: number
+  stats: RateSample
+}
+
+const streams: StreamState[] = []
+let ticker: NodeJS.Timeout | undefined
+let startedAt = 0
+const tokenFiles = new Map<string, string[]>()
+
+const emptySample = (name: string): RateSample => ({ name, answered: 0, dropped: 0, byKind: {}, latencies: [], nonOkWithToken: 0, validUntilMs: 0 })
+
+function fire (state: StreamState): void {
+  const kind = state.pattern[state.sent % state.pattern.length] as string
+  state.sent++
+  // A bound on memory when the target falls far behind: counted, never silently lost.
+  if (state.inFlight > Math.max(1000, state.spec.rate * 10)) { state.stats.dropped++; return }
+  const pool = state.tokens.get(kind) ?? []
+  const cursor = state.cursors.get(kind) ?? 0
+  state.cursors.set(kind, cursor + 1)
+  const token = pool.length > 0 ? pool[cursor % pool.length] : undefined
+  const began = performance.now()
+  state.inFlight++
+  const record = (status: string) => {
+    const stats = state.stats
+    stats.answered++
+    stats.latencies.push(performance.now() - began)
+    const byStatus = stats.byKind[kind] ?? (stats.byKind[kind] = {})
+    byStatus[status] = (byStatus[status] ?? 0) + 1
+    if (status !== '200' && Date.now() < state.validUntilMs) stats.nonOkWithToken++
+  }
+  state.pool.request({ method: 'GET', path: state.spec.path, headers: token ? { authorization: `Bearer ${token}` } : {}, headersTimeout: 10_000, bodyTimeout: 10_000 })
+    .then(async (response) => {
+      const text = await response.body.text()
+      if (state.spec.readsExp && response.statusCode === 200) {
+        // The caller answers with the claims the api saw: their exp says how long it holds a valid token.
+        try {
+          const exp = (JSON.parse(text) as { exp?: number }).exp
+          if (typeof exp === 'number') state.validUntilMs = Math.max(state.validUntilMs, exp * 1000)
+        } catch { /* not JSON: no exp */ }
+      }
+      record(String(response.statusCode))
+    }, () => { record('no answer') })
+    .finally(() => { state.inFlight-- })
+}
+
+function startRate (message: Extract<LoadMessage, { kind: 'rate-start' }>): { started: true } {
+  for (const spec of message.streams) {
+    const tokens = new Map<string, string[]>()
+    const pattern: string[] = []
+    for (const part of spec.mix) {
+      if (part.tokensFile) {
+        const list = tokenFiles.get(part.tokensFile) ?? JSON.parse(readFileSync(part.tokensFile, 'utf8')) as string[]
+        tokenFiles.set(part.tokensFile, list)
+        tokens.set(part.kind, list)
+      }
+      for (let i = 0; i < part.weight; i++) pattern.push(part.kind)
+    }
+    streams.push({ spec, pool: new Pool(spec.url, { connections: spec.connections }), pattern, tokens, cursors: new Map(), sent: 0, inFlight: 0, validUntilMs: 0, stats: emptySample(spec.name) })
+  }
+  startedAt = performance.now()
+  ticker = setInterval(() => {
+    const elapsed = performance.now() - startedAt
+    for (const state of streams) {
+      const due = Math.floor(elapsed * state.spec.rate / 1000)
+      while (state.sent < due) fire(state)
+    }
+  }, 5)
+  return { started: true }
+}
+
+function sampleRate (): RateSample[] {
+  return streams.map((state) => {
+    const sample = { ...state.stats, validUntilMs: state.validUntilMs }
+    state.stats = emptySample(state.spec.name)
+    return sample
+  })
+}
+
+async function stopRate (): Promise<RateSample[]> {
+  clearInterval(ticker)
+  const deadline = Date.now() + 12_000
+  while (streams.some((state) => state.inFlight > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+  const last = sampleRate()
+  await Promise.all(streams.map((state) => state.pool.close()))
+  return last
+}
+
+function handle (message: LoadMessage): Promise<unknown> {
+  switch (message.kind) {
+    case 'load': return runLoad(message)
+    case 'burst': return runBurst(message)
+    case 'rate-start': return Promise.resolve(startRate(message))
+    case 'rate-sample': return Promise.resolve(sampleRate())
+    case 'rate-stop': return stopRate()
+  }
+}
+
 process.on('message', (message: LoadMessage) => {
-  const work = message.kind === 'load' ? runLoad(message) : runBurst(message)
+  const work = handle(message)
   work.then(
     (result) => process.send?.({ ok: true, result }),
     (error: Error) => process.send?.({ ok: false, error: error.stack ?? error.message })

@@ -16,9 +16,39 @@ export interface LoadOptions {
   tokenOffset?: number
 }
 
+/** One fixed-rate stream of the soak: requests cycle through the mix's kinds by weight. */
+export interface RateStream {
+  name: string
+  url: string
+  path: string
+  /** requests per second */
+  rate: number
+  connections: number
+  mix: Array<{ kind: string, weight: number, tokensFile?: string }>
+  /** Read exp from 200 bodies (the caller's /call answers with the api's claims). */
+  readsExp?: boolean
+}
+
+/** What one stream saw since the previous sample. */
+export interface RateSample {
+  name: string
+  answered: number
+  /** Requests not sent because too many were already waiting. */
+  dropped: number
+  /** kind -> status (or 'no answer') -> count */
+  byKind: Record<string, Record<string, number>>
+  latencies: number[]
+  /** Non-200 answers while the stream had seen a token that had not expired yet. */
+  nonOkWithToken: number
+  validUntilMs: number
+}
+
 export type LoadMessage =
   | ({ kind: 'load' } & LoadOptions)
   | { kind: 'burst', url: string, concurrency: number }
+  | { kind: 'rate-start', streams: RateStream[] }
+  | { kind: 'rate-sample' }
+  | { kind: 'rate-stop' }
 
 export interface LoadResult {
   requests: number
@@ -57,6 +87,18 @@ export class LoadGenerator {
 
   async burst (url: string, concurrency: number): Promise<BurstResult> {
     return await this.send({ kind: 'burst', url, concurrency }) as BurstResult
+  }
+
+  async startRate (streams: RateStream[]): Promise<void> {
+    await this.send({ kind: 'rate-start', streams })
+  }
+
+  async sampleRate (): Promise<RateSample[]> {
+    return await this.send({ kind: 'rate-sample' }) as RateSample[]
+  }
+
+  async stopRate (): Promise<RateSample[]> {
+    return await this.send({ kind: 'rate-stop' }) as RateSample[]
   }
 
   private async send (message: LoadMessage): Promise<unknown> {

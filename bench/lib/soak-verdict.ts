@@ -1,0 +1,123 @@
+import type { RateSample } from './load.ts'
+
+export interface ServiceSample { rssMb: number, heapMb: number | null }
+
+export interface Sample {
+  /** seconds since the start */
+  t: number
+  streams: Array<Omit<RateSample, 'latencies'> & { rps: number, p99Ms: number }>
+  services: Record<string, ServiceSample>
+}
+
+export interface SoakEvent { t: number, what: string, ok: boolean, detail?: string }
+
+/** The token kinds of the api stream that must be accepted; every other kind must be rejected. */
+export const validKinds = new Set(['valid, reused', 'valid, unique'])
+
+export type Counts = Record<string, Record<string, number>>
+
+export function addCounts (into: Counts, from: Counts): void {
+  for (const [kind, statuses] of Object.entries(from)) {
+    const target = into[kind] ?? (into[kind] = {})
+    for (const [status, count] of Object.entries(statuses)) target[status] = (target[status] ?? 0) + count
+  }
+}
+
+export const percentile = (values: number[], p: number): number => {
+  if (values.length === 0) return 0
+  const sorted = Float64Array.from(values).sort()
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] ?? 0
+}
+
+export interface Verdict {
+  passed: boolean
+  failures: string[]
+  /** RSS at the end over RSS at the baseline, minus 1, per service. */
+  rssGrowth: Record<string, number>
+  totals: Record<string, Counts>
+}
+
+/**
+ * The issue's fail conditions: a valid request rejected, a bad one accepted, a 5xx to a valid
+ * request (or, for the caller, anything but 200 while it held an unexpired token), RSS grown more
+ * than 10% after the first minute (the first quarter of a run shorter than two minutes).
+ */
+export function verdict (samples: Sample[], events: SoakEvent[], durationS: number): Verdict {
+  const failures: string[] = []
+  const totals: Record<string, Counts> = {}
+  let callerNonOkWithToken = 0
+  let dropped = 0
+  for (const sample of samples) {
+    for (const stream of sample.streams) {
+      addCounts(totals[stream.name] ?? (totals[stream.name] = {}), stream.byKind)
+      if (stream.name === 'caller') callerNonOkWithToken += stream.nonOkWithToken
+      dropped += stream.dropped
+    }
+  }
+  for (const [kind, statuses] of Object.entries(totals.api ?? {})) {
+    const valid = validKinds.has(kind)
+    for (const [status, count] of Object.entries(statuses)) {
+      if (valid && status !== '200') {
+        failures.push(`api: ${count} "${kind}" request(s) answered ${status} (${status.startsWith('5') ? 'a 5xx to a valid request' : 'a valid request rejected'})`)
+      } else if (!valid && status === '200') {
+        failures.push(`api: ${count} "${kind}" request(s) accepted`)
+      }
+    }
+  }
+  if (callerNonOkWithToken > 0) {
+    const statuses = Object.entries(totals.caller?.call ?? {}).filter(([status]) => status !== '200').map(([s, n]) => `${n}× ${s}`).join(', ')
+    failures.push(`caller: ${callerNonOkWithToken} /call answered other than 200 while it held an unexpired token (every non-200: ${statuses})`)
+  }
+  if (dropped > 0) failures.push(`${dropped} request(s) never sent: the targets fell more than 10 s behind the fixed rate`)
+
+  const baselineT = durationS >= 120 ? 60 : durationS / 4
+  const baseline = samples.find((sample) => sample.t >= baselineT)
+  const end = samples.slice(-2)
+  const rssGrowth: Record<string, number> = {}
+  if (baseline && end.length > 0 && end[0] !== baseline) {
+    for (const name of Object.keys(baseline.services)) {
+      const before = baseline.services[name]?.rssMb ?? 0
+      const after = end.reduce((sum, sample) => sum + (sample.services[name]?.rssMb ?? 0), 0) / end.length
+      const growth = before > 0 ? after / before - 1 : 0
+      rssGrowth[name] = growth
+      if (growth > 0.10) failures.push(`${name}: RSS grew ${(growth * 100).toFixed(1)}% after ${Math.round(baselineT)} s (${before.toFixed(0)} -> ${after.toFixed(0)} MB)`)
+    }
+  }
+  for (const event of events.filter((e) => !e.ok)) failures.push(`schedule: "${event.what}" failed at mock-imds (${event.detail ?? ''})`)
+  return { passed: failures.length === 0, failures, rssGrowth, totals }
+}
+
+export interface MinuteRecord {
+  minute: number
+  streams: Record<string, { rps: number, p99Ms: number, answered: number, dropped: number, nonOkWithToken: number, byKind: Counts }>
+  services: Record<string, ServiceSample>
+  events: string[]
+}
+
+/** Per minute: counts summed, p99 over every answer of the minute, memory at the minute's end. */
+export function perMinute (samples: Sample[], latencies: Array<{ t: number, stream: string, values: number[] }>, events: SoakEvent[], durationS: number): MinuteRecord[] {
+  const minutes: MinuteRecord[] = []
+  const inMinute = <T extends { t: number }>(list: T[], minute: number) => list.filter((item) => item.t > minute * 60 && item.t <= (minute + 1) * 60 + 0.5)
+  for (let minute = 0; minute * 60 < durationS; minute++) {
+    const these = inMinute(samples, minute)
+    if (these.length === 0) continue
+    const seconds = Math.min(60, durationS - minute * 60)
+    const streams: MinuteRecord['streams'] = {}
+    for (const name of new Set(these.flatMap((sample) => sample.streams.map((s) => s.name)))) {
+      const record = { rps: 0, p99Ms: 0, answered: 0, dropped: 0, nonOkWithToken: 0, byKind: {} as Counts }
+      for (const sample of these) {
+        const stream = sample.streams.find((s) => s.name === name)
+        if (!stream) continue
+        addCounts(record.byKind, stream.byKind)
+        record.answered += stream.answered
+        record.nonOkWithToken += stream.nonOkWithToken
+        record.dropped += stream.dropped
+      }
+      record.rps = record.answered / seconds
+      record.p99Ms = percentile(inMinute(latencies, minute).filter((l) => l.stream === name).flatMap((l) => l.values), 99)
+      streams[name] = record
+    }
+    minutes.push({ minute: minute + 1, streams, services: these[these.length - 1]?.services ?? {}, events: inMinute(events, minute).map((e) => e.what) })
+  }
+  return minutes
+}

@@ -1,0 +1,236 @@
+// npm run soak [-- --minutes N] [-- --out DIR]
+// A bounded run against the api and the caller at a fixed rate near 70% of a maximum measured at
+// the start, with a mix of valid and bad tokens, while mock-imds rotates keys and injects faults on
+// a schedule. Records per sample and per minute, fails on any wrong answer or memory growth, and
+// draws what it recorded. Read bench/README.md.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { lineChart, type ChartEvent } from './lib/chart.ts'
+import { startIssuerServer, TokenMint, writeTokens } from './lib/issuer.ts'
+import { LoadGenerator, type RateSample } from './lib/load.ts'
+import { readMetrics, sampleProcess, sumMetric } from './lib/processes.ts'
+import { machine } from './lib/rows.ts'
+import { admin, startApi, startCaller, startMockImds, type Service } from './lib/services.ts'
+import { perMinute, percentile, verdict, type Sample, type ServiceSample, type SoakEvent } from './lib/soak-verdict.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    'sample-seconds': { type: 'string', default: '10' },
+    'token-lifetime': { type: 'string', default: '240' },
+    load: { type: 'string', default: '0.7' },
+    out: { type: 'string' }
+  }
+})
+const durationS = Math.round(Number(args.minutes) * 60)
+const sampleS = Number(args['sample-seconds'])
+const loadFraction = Number(args.load)
+if (!(durationS >= 10 && durationS <= 24 * 3600) || !(sampleS >= 1) || !(loadFraction > 0 && loadFraction <= 1)) {
+  process.stderr.write('usage: npm run soak -- [--minutes 0.2..1440] [--sample-seconds >=1] [--load 0..1] [--token-lifetime >=60] [--out DIR]\n')
+  process.exit(2)
+}
+const outDir = args.out ?? fileURLToPath(new URL('./results/', import.meta.url))
+const t0 = Date.now()
+const log = (message: string) => { process.stderr.write(`[soak +${((Date.now() - t0) / 1000).toFixed(0)} s] ${message}\n`) }
+
+const stops: Array<() => Promise<void>> = []
+async function stopAll () { await Promise.allSettled(stops.splice(0).reverse().map((stop) => stop())) }
+process.once('SIGINT', () => { stopAll().finally(() => process.exit(130)) })
+const work = mkdtempSync(join(tmpdir(), 'msi-pair-soak-'))
+
+const apiMix = (files: Record<string, string>) => [
+  { kind: 'valid, reused', weight: 4, tokensFile: files.reused },
+  { kind: 'valid, unique', weight: 3, tokensFile: files.unique },
+  { kind: 'expired', weight: 1, tokensFile: files.expired },
+  { kind: 'wrong audience', weight: 1, tokensFile: files.wrongAudience },
+  { kind: 'garbage', weight: 1, tokensFile: files.garbage }
+]
+
+async function serviceSample (service: Service): Promise<ServiceSample> {
+  const heap = sumMetric(await readMetrics(service.url), 'nodejs_heap_size_used_bytes')
+  return { rssMb: sampleProcess(service.pid).rssBytes / 2 ** 20, heapMb: heap === null ? null : heap / 2 ** 20 }
+}
+
+let exitCode = 1
+try {
+  const mint = new TokenMint()
+  const files = {
+    reused: writeTokens(join(work, 'reused.json'), [mint.token('valid')]),
+    unique: writeTokens(join(work, 'unique.json'), mint.tokens('valid', durationS < 120 ? 600 : 2000)),
+    expired: writeTokens(join(work, 'expired.json'), mint.tokens('expired', 200)),
+    wrongAudience: writeTokens(join(work, 'wrong-audience.json'), mint.tokens('wrongAudience', 200)),
+    garbage: writeTokens(join(work, 'garbage.json'), mint.tokens('garbage', 200))
+  }
+
+  log('starting mock-imds, the issuer proxy, the api and the caller')
+  const mock = await startMockImds({ MOCK_IMDS_TOKEN_LIFETIME_SECONDS: String(Number(args['token-lifetime'])) })
+  stops.push(() => mock.stop())
+  // The api trusts the bench's key (for expired and wrong-audience tokens signed by a trusted key)
+  // and mock-imds's keys, whose rotations and JWKS outages come through this proxy.
+  const issuer = await startIssuerServer({ keys: [mint.key.jwk], upstream: mock.url })
+  stops.push(() => issuer.close())
+  // Time compressed: the api re-reads the JWKS every 15 s instead of hourly, so that a key rotated
+  // at mock-imds is known before tokens signed with it arrive, as Entra's keys are published ahead.
+  const api = await startApi(issuer.url, { AUTH_JWKS_REFRESH_INTERVAL_MS: '15000' })
+  stops.push(() => api.stop())
+  const caller = await startCaller(mock.url, api.url)
+  stops.push(() => caller.stop())
+  const callerFirst = await fetch(`${caller.url}/call`)
+  await callerFirst.arrayBuffer()
+  if (callerFirst.status !== 200) throw new Error(`the caller's first /call answered ${callerFirst.status}`)
+  const services: Record<string, Service> = { api, caller, 'mock-imds': mock }
+
+  const load = new LoadGenerator()
+  stops.push(() => load.stop())
+  log('measuring the maximum rate of each stream')
+  const maxSeconds = durationS < 120 ? 1.5 : 4
+  const mixed = writeTokens(join(work, 'mixed.json'), apiMix(files).flatMap((part) => Array.from({ length: part.weight }, () => mint.token(part.kind.startsWith('valid') ? 'valid' : part.kind === 'wrong audience' ? 'wrongAudience' : part.kind as 'expired' | 'garbage'))))
+  const apiMax = await load.run({ url: api.url, path: '/claims', connections: 50, durationSeconds: maxSeconds, tokensFile: mixed })
+  const callerMax = await load.run({ url: caller.url, path: '/call', connections: 50, durationSeconds: maxSeconds })
+  // Both streams run at once on the same machine: each gets half of the load, so that together
+  // they sit near `load` (70%) of what the machine can do.
+  const apiRate = Math.max(5, Math.round(apiMax.rps * loadFraction / 2))
+  const callerRate = Math.max(5, Math.round(callerMax.rps * loadFraction / 2))
+  log(`max ${Math.round(apiMax.rps)} req/s (api mix), ${Math.round(callerMax.rps)} req/s (caller): soaking at ${apiRate} + ${callerRate} req/s for ${durationS} s`)
+
+  // The fault schedule, as fractions of the run so that it scales; each fault lasts a fixed window.
+  const faultS = Math.min(20, durationS * 0.1)
+  const events: SoakEvent[] = []
+  const at = (fraction: number, what: string, action: () => Promise<unknown>, delayS = 0) => {
+    const timer = setTimeout(() => {
+      const t = (Date.now() - started) / 1000
+      action().then(
+        (result) => { events.push({ t, what, ok: true, ...(result ? { detail: JSON.stringify(result) } : {}) }); log(what) },
+        (error: Error) => { events.push({ t, what, ok: false, detail: error.message }); log(`${what} FAILED: ${error.message}`) })
+    }, (durationS * fraction + delayS) * 1000)
+    timers.push(timer)
+  }
+  const timers: NodeJS.Timeout[] = []
+  const fault = (body: unknown) => () => admin(mock, 'POST', '/admin/faults', body)
+  const clear = () => admin(mock, 'DELETE', '/admin/faults')
+  const rotate = () => admin(mock, 'POST', '/admin/keys/rotate', { keepPrevious: true })
+  // New tokens carry the new kid once mock-imds forgets the tokens it cached (after the api's next JWKS refresh).
+  const forgetTokens = () => admin(mock, 'POST', '/admin/tokens/cache/clear')
+  const settleS = Math.min(20, durationS * 0.1)
+
+  const started = Date.now()
+  at(0.15, 'token endpoints: 429 (Retry-After 1)', fault({ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1 }))
+  at(0.15, 'token faults cleared', clear, faultS)
+  at(0.30, 'keys rotated', rotate)
+  at(0.30, 'mock-imds token cache cleared', forgetTokens, settleS)
+  at(0.45, 'token endpoints: 500', fault({ target: 'token', mode: 'status', status: 500 }))
+  at(0.45, 'token faults cleared', clear, faultS)
+  at(0.60, 'JWKS and discovery outage (503)', async () => [
+    await fault({ target: 'jwks', mode: 'status', status: 503 })(),
+    await fault({ target: 'discovery', mode: 'status', status: 503 })()
+  ])
+  at(0.60, 'JWKS outage over', clear, faultS * 1.5)
+  at(0.80, 'keys rotated', rotate)
+  at(0.80, 'mock-imds token cache cleared', forgetTokens, settleS)
+
+  await load.startRate([
+    { name: 'api', url: api.url, path: '/claims', rate: apiRate, connections: 50, mix: apiMix(files) },
+    { name: 'caller', url: caller.url, path: '/call', rate: callerRate, connections: 50, mix: [{ kind: 'call', weight: 1 }], readsExp: true }
+  ])
+  const samples: Sample[] = []
+  const latencies: Array<{ t: number, stream: string, values: number[] }> = []
+  const record = async (streams: RateSample[], seconds: number) => {
+    const t = (Date.now() - started) / 1000
+    const serviceSamples: Record<string, ServiceSample> = {}
+    for (const [name, service] of Object.entries(services)) serviceSamples[name] = await serviceSample(service)
+    samples.push({
+      t,
+      streams: streams.map(({ latencies: values, ...rest }) => {
+        latencies.push({ t, stream: rest.name, values })
+        return { ...rest, rps: rest.answered / seconds, p99Ms: percentile(values, 99) }
+      }),
+      services: serviceSamples
+    })
+  }
+  let last = Date.now()
+  while (Date.now() - started < durationS * 1000) {
+    const wait = Math.min(sampleS * 1000, started + durationS * 1000 - Date.now())
+    await new Promise((resolve) => setTimeout(resolve, wait))
+    const now = Date.now()
+    await record(await load.sampleRate(), (now - last) / 1000)
+    last = now
+  }
+  timers.forEach(clearTimeout)
+  const tail = await load.stopRate()
+  log(`done; ${tail.map((stream) => stream.answered).join(' + ')} answers arrived after the last sample`)
+  await clear().catch(() => {})
+
+  // Answers that arrived after the last sample are judged too, but not drawn (a partial sample).
+  const lastSample = samples[samples.length - 1]
+  const judged = lastSample
+    ? [...samples, { t: lastSample.t, services: lastSample.services, streams: tail.map(({ latencies: _values, ...rest }) => ({ ...rest, rps: 0, p99Ms: 0 })) }]
+    : samples
+  const minutes = perMinute(judged, latencies, events, durationS)
+  const { passed, failures, rssGrowth, totals } = verdict(judged, events, durationS)
+
+  const results = {
+    meta: {
+      date: new Date().toISOString(),
+      ...machine(),
+      durationSeconds: durationS,
+      sampleSeconds: sampleS,
+      tokenLifetimeSeconds: Number(args['token-lifetime']),
+      measuredMaxRps: { api: Math.round(apiMax.rps), caller: Math.round(callerMax.rps) },
+      rates: { api: apiRate, caller: callerRate, loadFraction },
+      apiMix: apiMix(files).map(({ kind, weight }) => ({ kind, weight }))
+    },
+    passed,
+    failures,
+    rssGrowth,
+    totals,
+    events,
+    minutes,
+    samples
+  }
+  mkdirSync(outDir, { recursive: true })
+  writeFileSync(join(outDir, 'soak.json'), JSON.stringify(results, null, 2) + '\n')
+
+  const toMin = (t: number) => t / 60
+  const series = (stream: string, pick: (s: Sample['streams'][number]) => number) => ({
+    name: stream,
+    points: samples.map((sample) => [toMin(sample.t), pick(sample.streams.find((s) => s.name === stream) as Sample['streams'][number])] as [number, number])
+  })
+  const memory = (name: string, pick: 'rssMb' | 'heapMb', label: string) => ({
+    name: `${name} ${label}`,
+    points: samples.flatMap((sample) => { const v = sample.services[name]?.[pick]; return v === null || v === undefined ? [] : [[toMin(sample.t), v] as [number, number]] })
+  })
+  const clock = (t: number) => `${Math.floor(t / 60)}:${String(Math.round(t % 60)).padStart(2, '0')}`
+  const chartEvents: ChartEvent[] = events.map((event) => ({ x: toMin(event.t), label: `${clock(event.t)} ${event.what}${event.ok ? '' : ' (FAILED)'}` }))
+  writeFileSync(join(outDir, 'soak.svg'), lineChart({
+    title: `msi-pair soak: ${durationS / 60} min at ${apiRate} + ${callerRate} req/s, ${passed ? 'passed' : 'FAILED'} (${new Date().toISOString().slice(0, 16)}Z)`,
+    xLabel: 'minutes since the start',
+    panels: [
+      { title: 'Throughput', unit: 'answers/s', series: [series('api', (s) => s.rps), series('caller', (s) => s.rps)] },
+      { title: 'p99 latency', unit: 'ms', series: [series('api', (s) => s.p99Ms), series('caller', (s) => s.p99Ms)] },
+      {
+        title: 'Memory',
+        unit: 'MB',
+        series: [memory('api', 'rssMb', 'RSS'), memory('caller', 'rssMb', 'RSS'), memory('mock-imds', 'rssMb', 'RSS'), memory('api', 'heapMb', 'heap'), memory('caller', 'heapMb', 'heap')]
+      }
+    ],
+    events: chartEvents
+  }))
+
+  for (const minute of minutes) {
+    const s = minute.streams
+    const memoryLine = Object.entries(minute.services).map(([name, m]) => `${name} ${m.rssMb.toFixed(0)} MB`).join(', ')
+    process.stdout.write(`minute ${minute.minute}: api ${s.api?.rps.toFixed(0)} req/s p99 ${s.api?.p99Ms.toFixed(1)} ms, caller ${s.caller?.rps.toFixed(0)} req/s p99 ${s.caller?.p99Ms.toFixed(1)} ms; RSS ${memoryLine}${minute.events.length ? `; ${minute.events.join(', ')}` : ''}\n`)
+  }
+  process.stdout.write(passed ? 'soak passed\n' : `soak FAILED:\n${failures.map((f) => `  - ${f}`).join('\n')}\n`)
+  log(`wrote ${join(outDir, 'soak.json')} and soak.svg`)
+  exitCode = passed ? 0 : 1
+} catch (error) {
+  log(`failed: ${(error as Error).stack ?? String(error)}`)
+} finally {
+  await stopAll()
+  rmSync(work, { recursive: true, force: true })
+  process.exitCode = exitCode
+}
