@@ -267,6 +267,37 @@ describe('@azure/identity DefaultAzureCredential', () => {
   })
 })
 
+describe('@azure/identity DefaultAzureCredential at IMDS\'s own address (169.254.169.254) through HTTP_PROXY', () => {
+  // Nothing points the SDK at the mock but the proxy: the default endpoint, and with it the
+  // probe DefaultAzureCredential sends first (no query, no Metadata header, 1 s timeout).
+  test('probes before every getToken, takes the 400 as "available", and gives up on a probe that hangs', async (t) => {
+    const results = await runDriver(t, { HTTP_PROXY: mock.url, AZURE_TOKEN_CREDENTIALS: 'prod' }, {
+      adminUrl: mock.admin.url,
+      scenarios: [
+        { name: 'system', credential: { kind: 'dac', retryOptions: quickRetries }, resource: v2(), calls: 2 },
+        { name: 'probe hangs', faults: [{ target: 'imds', mode: 'hang', count: 1 }], credential: { kind: 'dac' }, resource: v2('/a'), releaseAfterMs: 2500 },
+        { name: 'by AZURE_CLIENT_ID', credential: { kind: 'dac', envClientId: assigned.clientId }, resource: v2('/b') }
+      ]
+    })
+    const systemResult = resultOf(results, 'system')
+    // probe + token, then a probe again although the token comes from the SDK cache.
+    assert.equal(systemResult.requests, 3)
+    assert.equal(tokenOf(systemResult.outcomes[1]), tokenOf(systemResult.outcomes[0]))
+    await assertValidToken(tokenOf(systemResult.outcomes[0]), { identity: system, version: '2.0', resource: v2(), roles: ['DoAll'] })
+
+    const hung = resultOf(results, 'probe hangs')
+    assert.equal(hung.pendingAtRelease, false)
+    assert.equal(hung.requests, 1)
+    const failure = failureOf(hung)
+    assert.match(failure.errorMessage ?? '', /Attempted to use the IMDS endpoint, but it is not available/)
+    assert.ok(failure.elapsedMs >= 950 && failure.elapsedMs < 2500)
+
+    const byEnv = resultOf(results, 'by AZURE_CLIENT_ID')
+    assert.equal(byEnv.requests, 2)
+    await assertValidToken(tokenOf(byEnv.outcomes[0]), { identity: assigned, version: '2.0', resource: v2('/b'), roles: ['DoAll'] })
+  })
+})
+
 describe('MSAL Node ManagedIdentityApplication, directly', () => {
   const msalScenarios = (): Scenario[] => [
     { name: 'system', credential: { kind: 'msal' }, resource: v2(), calls: 2 },

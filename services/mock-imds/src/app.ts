@@ -21,6 +21,8 @@ declare module 'fastify' {
   }
 }
 
+const imdsOrigin = /^http:\/\/169\.254\.169\.254(:80)?(?=\/|$)/i
+
 export async function buildApp (config: MockImdsConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const issuer = new Issuer(config.tenant, { lifetimeSeconds: config.MOCK_IMDS_TOKEN_LIFETIME_SECONDS })
   const faults = new FaultBoard()
@@ -33,6 +35,15 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
     // Request ids double as the correlation ids of error bodies, which Azure makes GUIDs.
     genReqId: () => randomUUID(),
     ...options
+  })
+  // IMDS at its real address through HTTP_PROXY: the SDK then sends the absolute URL
+  // ("GET http://169.254.169.254/metadata/..."), which the router serves by its path. Any other
+  // absolute URL is refused, so that the mock never answers in another host's name.
+  app.addHook('onRequest', async (request, reply) => {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(request.originalUrl) && !imdsOrigin.test(request.originalUrl)) {
+      return reply.code(404).type('application/json; charset=utf-8')
+        .send(JSON.stringify({ error: 'not_found', error_description: 'As a proxy, mock-imds only answers for IMDS at http://169.254.169.254.' }))
+    }
   })
   app.decorate('issuer', issuer)
   app.decorate('faults', faults)
