@@ -275,7 +275,7 @@ describe('@azure/identity DefaultAzureCredential at IMDS\'s own address (169.254
       adminUrl: mock.admin.url,
       scenarios: [
         { name: 'system', credential: { kind: 'dac', retryOptions: quickRetries }, resource: v2(), calls: 2 },
-        { name: 'probe hangs', faults: [{ target: 'imds', mode: 'hang', count: 1 }], credential: { kind: 'dac' }, resource: v2('/a'), releaseAfterMs: 2500 },
+        { name: 'probe hangs', faults: [{ target: 'imds', mode: 'hang', count: 1 }], credential: { kind: 'dac' }, resource: v2('/a'), releaseAfterMs: 3500 },
         { name: 'by AZURE_CLIENT_ID', credential: { kind: 'dac', envClientId: assigned.clientId }, resource: v2('/b') }
       ]
     })
@@ -290,7 +290,7 @@ describe('@azure/identity DefaultAzureCredential at IMDS\'s own address (169.254
     assert.equal(hung.requests, 1)
     const failure = failureOf(hung)
     assert.match(failure.errorMessage ?? '', /Attempted to use the IMDS endpoint, but it is not available/)
-    assert.ok(failure.elapsedMs >= 950 && failure.elapsedMs < 2500)
+    assert.ok(failure.elapsedMs >= 950 && failure.elapsedMs < 3500)
 
     const byEnv = resultOf(results, 'by AZURE_CLIENT_ID')
     assert.equal(byEnv.requests, 2)
