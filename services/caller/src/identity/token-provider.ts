@@ -22,6 +22,7 @@ export interface TokenProviderObserver {
 }
 
 export interface Logger {
+  debug: (object: object, message: string) => void
   info: (object: object, message: string) => void
   warn: (object: object, message: string) => void
   error: (object: object, message: string) => void
@@ -195,6 +196,7 @@ export class ManagedIdentityTokenProvider {
         }
         this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), err: failure }, 'managed identity token: attempt failed, retrying')
         await sleep(delayMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
+        if (this.#closing.signal.aborted) throw failure
       }
     }
   }
@@ -270,7 +272,10 @@ export class ManagedIdentityTokenProvider {
         // fraction of the time left until our margin, which converges into that window before
         // the margin is reached.
         const untilMarginMs = before.expiresOnMs - before.marginMs - Date.now()
-        this.#scheduleRefresh(Math.max(1000, untilMarginMs * random(0.25, 0.5)))
+        const nextInMs = Math.max(1000, untilMarginMs * random(0.25, 0.5))
+        this.#log.debug({ expiresInSeconds: Math.round((before.expiresOnMs - Date.now()) / 1000), nextCheckInSeconds: Math.round(nextInMs / 1000) },
+          'managed identity token: not renewed yet (the SDK or the endpoint served its cached token)')
+        this.#scheduleRefresh(nextInMs)
       }
     } catch (error) {
       // The acquisition gave up (deadline or deployment error): try again later. Requests keep
