@@ -38,8 +38,8 @@ test('each fault of the identity endpoint: 503 in time when cold, no failed call
         await admin.clearTokenCache()
         await admin.addFault({ target: flavour.name, ...fault })
         const before = (await admin.state()).tokenRequests
-        // A 60 s token is refreshed 0.6 to 1.8 s after it arrives.
-        const caller = await startCaller(t, flavour, backend, { TOKEN_REFRESH_FRACTION: '0.01', TOKEN_REFRESH_JITTER: '0.02' })
+        // A 60 s token is refreshed 1.8 to 3 s after it arrives (after the test has put the fault back).
+        const caller = await startCaller(t, flavour, backend, { TOKEN_REFRESH_FRACTION: '0.03', TOKEN_REFRESH_JITTER: '0.02' })
 
         // Cold: the request waits out its own deadline and gets a 503 that says why.
         const cold = await timed(() => getJson(`${caller.url}/call`))
