@@ -20,7 +20,7 @@ const { values: args } = parseArgs({
   options: {
     minutes: { type: 'string', default: '10' },
     'sample-seconds': { type: 'string', default: '10' },
-    'token-lifetime': { type: 'string', default: '240' },
+    'token-lifetime': { type: 'string', default: '120' },
     load: { type: 'string', default: '0.7' },
     out: { type: 'string' }
   }
@@ -28,7 +28,8 @@ const { values: args } = parseArgs({
 const durationS = Math.round(Number(args.minutes) * 60)
 const sampleS = Number(args['sample-seconds'])
 const loadFraction = Number(args.load)
-if (!(durationS >= 10 && durationS <= 24 * 3600) || !(sampleS >= 1) || !(loadFraction > 0 && loadFraction <= 1)) {
+const tokenLifetimeS = Number(args['token-lifetime'])
+if (!(durationS >= 10 && durationS <= 24 * 3600) || !(sampleS >= 1) || !(loadFraction > 0 && loadFraction <= 1) || !(tokenLifetimeS >= 60)) {
   process.stderr.write('usage: npm run soak -- [--minutes 0.2..1440] [--sample-seconds >=1] [--load 0..1] [--token-lifetime >=60] [--out DIR]\n')
   process.exit(2)
 }
@@ -49,9 +50,40 @@ const apiMix = (files: Record<string, string>) => [
   { kind: 'garbage', weight: 1, tokensFile: files.garbage }
 ]
 
-async function serviceSample (service: Service): Promise<ServiceSample> {
-  const heap = sumMetric(await readMetrics(service.url), 'nodejs_heap_size_used_bytes')
-  return { rssMb: sampleProcess(service.pid).rssBytes / 2 ** 20, heapMb: heap === null ? null : heap / 2 ** 20 }
+/**
+ * The services' own counters worth a line per minute (cumulative; absent ones are left out): what
+ * the faults did on the inside, from the metric names every service promises.
+ */
+const counters: Record<string, Array<[string, string, Record<string, string>]>> = {
+  api: [
+    ['jwks refreshes ok', 'jwks_refresh_total', { result: 'success' }],
+    ['jwks refreshes failed', 'jwks_refresh_total', { result: 'failure' }],
+    ['auth rejected', 'auth_requests_total', { result: 'rejected' }],
+    ['auth unavailable', 'auth_requests_total', { result: 'unavailable' }]
+  ],
+  caller: [
+    ['token requests to the endpoint', 'token_requests_total', { source: 'endpoint' }],
+    ['token requests failed', 'token_requests_total', { source: 'endpoint', result: 'failure' }],
+    ['token refresh failures', 'token_refresh_failures_total', {}]
+  ],
+  'mock-imds': [
+    ['token requests', 'mock_imds_token_requests_total', {}],
+    ['token requests answered 429', 'mock_imds_token_requests_total', { status: '429' }],
+    ['token requests answered 500', 'mock_imds_token_requests_total', { status: '500' }],
+    ['jwks requests', 'mock_imds_jwks_requests_total', { document: 'jwks' }],
+    ['jwks requests answered 503', 'mock_imds_jwks_requests_total', { document: 'jwks', status: '503' }]
+  ]
+}
+
+async function serviceSample (name: string, service: Service): Promise<ServiceSample> {
+  const metrics = await readMetrics(service.url)
+  const heap = sumMetric(metrics, 'nodejs_heap_size_used_bytes')
+  const values: Record<string, number> = {}
+  for (const [label, metric, labels] of counters[name] ?? []) {
+    const value = sumMetric(metrics, metric, labels)
+    if (value !== null) values[label] = value
+  }
+  return { rssMb: sampleProcess(service.pid).rssBytes / 2 ** 20, heapMb: heap === null ? null : heap / 2 ** 20, counters: values }
 }
 
 let exitCode = 1
@@ -66,7 +98,7 @@ try {
   }
 
   log('starting mock-imds, the issuer proxy, the api and the caller')
-  const mock = await startMockImds({ MOCK_IMDS_TOKEN_LIFETIME_SECONDS: String(Number(args['token-lifetime'])) })
+  const mock = await startMockImds({ MOCK_IMDS_TOKEN_LIFETIME_SECONDS: String(tokenLifetimeS) })
   stops.push(() => mock.stop())
   // The api trusts the bench's key (for expired and wrong-audience tokens signed by a trusted key)
   // and mock-imds's keys, whose rotations and JWKS outages come through this proxy.
@@ -86,12 +118,15 @@ try {
   const load = new LoadGenerator()
   stops.push(() => load.stop())
   log('measuring the maximum rate of each stream')
-  const maxSeconds = durationS < 120 ? 1.5 : 4
+  const maxSeconds = durationS < 120 ? 1.5 : 5
   const mixed = writeTokens(join(work, 'mixed.json'), apiMix(files).flatMap((part) => Array.from({ length: part.weight }, () => mint.token(part.kind.startsWith('valid') ? 'valid' : part.kind === 'wrong audience' ? 'wrongAudience' : part.kind as 'expired' | 'garbage'))))
   const apiMax = await load.run({ url: api.url, path: '/claims', connections: 50, durationSeconds: maxSeconds, tokensFile: mixed })
   const callerMax = await load.run({ url: caller.url, path: '/call', connections: 50, durationSeconds: maxSeconds })
   // Both streams run at once on the same machine: each gets half of the load, so that together
   // they sit near `load` (70%) of what the machine can do.
+  // The caller stops using a token shortly before it expires (TOKEN_EXPIRY_MARGIN_SECONDS, 120 s, or
+  // a tenth of a short token's life); a token that close to its exp does not count as in hand.
+  const expiryMarginS = Math.min(120, tokenLifetimeS / 10)
   const apiRate = Math.max(5, Math.round(apiMax.rps * loadFraction / 2))
   const callerRate = Math.max(5, Math.round(callerMax.rps * loadFraction / 2))
   log(`max ${Math.round(apiMax.rps)} req/s (api mix), ${Math.round(callerMax.rps)} req/s (caller): soaking at ${apiRate} + ${callerRate} req/s for ${durationS} s`)
@@ -117,30 +152,33 @@ try {
   const settleS = Math.min(20, durationS * 0.1)
 
   const started = Date.now()
-  at(0.15, 'token endpoints: 429 (Retry-After 1)', fault({ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1 }))
-  at(0.15, 'token faults cleared', clear, faultS)
-  at(0.30, 'keys rotated', rotate)
-  at(0.30, 'mock-imds token cache cleared', forgetTokens, settleS)
-  at(0.45, 'token endpoints: 500', fault({ target: 'token', mode: 'status', status: 500 }))
-  at(0.45, 'token faults cleared', clear, faultS)
-  at(0.60, 'JWKS and discovery outage (503)', async () => [
+  // Token faults come after the caller's first refresh point (half of a 120 s token's life in a
+  // 3 min run), so that they meet real token requests; each rotation is followed, once the api has
+  // re-read the JWKS, by mock-imds forgetting its cached tokens, so that new ones carry the new kid.
+  at(0.20, 'keys rotated', rotate)
+  at(0.20, 'mock-imds token cache cleared', forgetTokens, settleS)
+  at(0.35, 'token endpoints: 429 (Retry-After 1)', fault({ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1 }))
+  at(0.35, 'token faults cleared', clear, faultS)
+  at(0.55, 'token endpoints: 500', fault({ target: 'token', mode: 'status', status: 500 }))
+  at(0.55, 'token faults cleared', clear, faultS)
+  at(0.70, 'JWKS and discovery outage (503)', async () => [
     await fault({ target: 'jwks', mode: 'status', status: 503 })(),
     await fault({ target: 'discovery', mode: 'status', status: 503 })()
   ])
-  at(0.60, 'JWKS outage over', clear, faultS * 1.5)
-  at(0.80, 'keys rotated', rotate)
-  at(0.80, 'mock-imds token cache cleared', forgetTokens, settleS)
+  at(0.70, 'JWKS outage over', clear, faultS * 1.5)
+  at(0.88, 'keys rotated', rotate)
+  at(0.88, 'mock-imds token cache cleared', forgetTokens, Math.min(settleS, durationS * 0.1))
 
   await load.startRate([
     { name: 'api', url: api.url, path: '/claims', rate: apiRate, connections: 50, mix: apiMix(files) },
-    { name: 'caller', url: caller.url, path: '/call', rate: callerRate, connections: 50, mix: [{ kind: 'call', weight: 1 }], readsExp: true }
+    { name: 'caller', url: caller.url, path: '/call', rate: callerRate, connections: 50, mix: [{ kind: 'call', weight: 1 }], readsExp: true, expiryMarginMs: expiryMarginS * 1000 }
   ])
   const samples: Sample[] = []
   const latencies: Array<{ t: number, stream: string, values: number[] }> = []
   const record = async (streams: RateSample[], seconds: number) => {
     const t = (Date.now() - started) / 1000
     const serviceSamples: Record<string, ServiceSample> = {}
-    for (const [name, service] of Object.entries(services)) serviceSamples[name] = await serviceSample(service)
+    for (const [name, service] of Object.entries(services)) serviceSamples[name] = await serviceSample(name, service)
     samples.push({
       t,
       streams: streams.map(({ latencies: values, ...rest }) => {
@@ -177,7 +215,8 @@ try {
       ...machine(),
       durationSeconds: durationS,
       sampleSeconds: sampleS,
-      tokenLifetimeSeconds: Number(args['token-lifetime']),
+      tokenLifetimeSeconds: tokenLifetimeS,
+      expiryMarginSeconds: expiryMarginS,
       measuredMaxRps: { api: Math.round(apiMax.rps), caller: Math.round(callerMax.rps) },
       rates: { api: apiRate, caller: callerRate, loadFraction },
       apiMix: apiMix(files).map(({ kind, weight }) => ({ kind, weight }))
@@ -222,7 +261,12 @@ try {
   for (const minute of minutes) {
     const s = minute.streams
     const memoryLine = Object.entries(minute.services).map(([name, m]) => `${name} ${m.rssMb.toFixed(0)} MB`).join(', ')
-    process.stdout.write(`minute ${minute.minute}: api ${s.api?.rps.toFixed(0)} req/s p99 ${s.api?.p99Ms.toFixed(1)} ms, caller ${s.caller?.rps.toFixed(0)} req/s p99 ${s.caller?.p99Ms.toFixed(1)} ms; RSS ${memoryLine}${minute.events.length ? `; ${minute.events.join(', ')}` : ''}\n`)
+    const counterLine = Object.entries(minute.counterDeltas)
+      .map(([name, deltas]) => Object.entries(deltas).filter(([, n]) => n > 0).map(([counter, n]) => `${name} ${counter} ${n}`).join(', '))
+      .filter(Boolean).join('; ')
+    process.stdout.write(`minute ${minute.minute}: api ${s.api?.rps.toFixed(0)} req/s p99 ${s.api?.p99Ms.toFixed(1)} ms, caller ${s.caller?.rps.toFixed(0)} req/s p99 ${s.caller?.p99Ms.toFixed(1)} ms; RSS ${memoryLine}\n`)
+    if (minute.events.length > 0) process.stdout.write(`  events: ${minute.events.join(', ')}\n`)
+    if (counterLine) process.stdout.write(`  counters: ${counterLine}\n`)
   }
   process.stdout.write(passed ? 'soak passed\n' : `soak FAILED:\n${failures.map((f) => `  - ${f}`).join('\n')}\n`)
   log(`wrote ${join(outDir, 'soak.json')} and soak.svg`)

@@ -137,7 +137,7 @@ function fire (state: StreamState): void {
         // The caller answers with the claims the api saw: their exp says how long it holds a valid token.
         try {
           const exp = (JSON.parse(text) as { exp?: number }).exp
-          if (typeof exp === 'number') state.validUntilMs = Math.max(state.validUntilMs, exp * 1000)
+          if (typeof exp === 'number') state.validUntilMs = Math.max(state.validUntilMs, exp * 1000 - (state.spec.expiryMarginMs ?? 0))
         } catch { /* not JSON: no exp */ }
       }
       record(String(response.statusCode))

@@ -27,6 +27,8 @@ export interface RateStream {
   mix: Array<{ kind: string, weight: number, tokensFile?: string }>
   /** Read exp from 200 bodies (the caller's /call answers with the api's claims). */
   readsExp?: boolean
+  /** A token counts as in hand until this long before its exp (a caller rightly stops using it then). */
+  expiryMarginMs?: number
 }
 
 /** What one stream saw since the previous sample. */

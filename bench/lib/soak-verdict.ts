@@ -1,6 +1,11 @@
 import type { RateSample } from './load.ts'
 
-export interface ServiceSample { rssMb: number, heapMb: number | null }
+export interface ServiceSample {
+  rssMb: number
+  heapMb: number | null
+  /** The service's own counters (cumulative since it started), by a readable name. */
+  counters?: Record<string, number>
+}
 
 export interface Sample {
   /** seconds since the start */
@@ -29,6 +34,12 @@ export const percentile = (values: number[], p: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] ?? 0
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] ?? 0 : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
 export interface Verdict {
   passed: boolean
   failures: string[]
@@ -40,7 +51,7 @@ export interface Verdict {
 /**
  * The issue's fail conditions: a valid request rejected, a bad one accepted, a 5xx to a valid
  * request (or, for the caller, anything but 200 while it held an unexpired token), RSS grown more
- * than 10% after the first minute (the first quarter of a run shorter than two minutes).
+ * than 10% after the first minute.
  */
 export function verdict (samples: Sample[], events: SoakEvent[], durationS: number): Verdict {
   const failures: string[] = []
@@ -70,17 +81,20 @@ export function verdict (samples: Sample[], events: SoakEvent[], durationS: numb
   }
   if (dropped > 0) failures.push(`${dropped} request(s) never sent: the targets fell more than 10 s behind the fixed rate`)
 
-  const baselineT = durationS >= 120 ? 60 : durationS / 4
-  const baseline = samples.find((sample) => sample.t >= baselineT)
-  const end = samples.slice(-2)
+  // RSS saw-tooths with every GC, so medians of windows are compared, never two single samples:
+  // the minute after the first against the last minute (a run under 2 min: its quarters).
+  const windowS = durationS >= 120 ? 60 : durationS / 4
+  const distinct = samples.filter((sample, i, all) => i === 0 || sample.t !== all[i - 1]?.t)
+  const baseline = distinct.filter((sample) => sample.t > windowS && sample.t <= 2 * windowS)
+  const end = distinct.filter((sample) => sample.t > durationS - windowS)
   const rssGrowth: Record<string, number> = {}
-  if (baseline && end.length > 0 && end[0] !== baseline) {
-    for (const name of Object.keys(baseline.services)) {
-      const before = baseline.services[name]?.rssMb ?? 0
-      const after = end.reduce((sum, sample) => sum + (sample.services[name]?.rssMb ?? 0), 0) / end.length
+  if (baseline.length > 0 && end.length > 0 && end[0] !== baseline[0]) {
+    for (const name of Object.keys(baseline[0]?.services ?? {})) {
+      const before = median(baseline.map((sample) => sample.services[name]?.rssMb ?? 0))
+      const after = median(end.map((sample) => sample.services[name]?.rssMb ?? 0))
       const growth = before > 0 ? after / before - 1 : 0
       rssGrowth[name] = growth
-      if (growth > 0.10) failures.push(`${name}: RSS grew ${(growth * 100).toFixed(1)}% after ${Math.round(baselineT)} s (${before.toFixed(0)} -> ${after.toFixed(0)} MB)`)
+      if (growth > 0.10) failures.push(`${name}: RSS grew ${(growth * 100).toFixed(1)}% from ${Math.round(windowS)}-${Math.round(2 * windowS)} s to the last ${Math.round(windowS)} s (median ${before.toFixed(0)} -> ${after.toFixed(0)} MB)`)
     }
   }
   for (const event of events.filter((e) => !e.ok)) failures.push(`schedule: "${event.what}" failed at mock-imds (${event.detail ?? ''})`)
@@ -91,6 +105,8 @@ export interface MinuteRecord {
   minute: number
   streams: Record<string, { rps: number, p99Ms: number, answered: number, dropped: number, nonOkWithToken: number, byKind: Counts }>
   services: Record<string, ServiceSample>
+  /** How much each service counter grew during the minute. */
+  counterDeltas: Record<string, Record<string, number>>
   events: string[]
 }
 
@@ -117,7 +133,18 @@ export function perMinute (samples: Sample[], latencies: Array<{ t: number, stre
       record.p99Ms = percentile(inMinute(latencies, minute).filter((l) => l.stream === name).flatMap((l) => l.values), 99)
       streams[name] = record
     }
-    minutes.push({ minute: minute + 1, streams, services: these[these.length - 1]?.services ?? {}, events: inMinute(events, minute).map((e) => e.what) })
+    // The first minute counts from the service's start (which includes the run's preparation).
+    const previous = samples.filter((sample) => sample.t <= minute * 60).at(-1)
+    const endOf = these[these.length - 1]
+    const counterDeltas: MinuteRecord['counterDeltas'] = {}
+    for (const [service, state] of Object.entries(endOf?.services ?? {})) {
+      const deltas: Record<string, number> = {}
+      for (const [counter, value] of Object.entries(state.counters ?? {})) {
+        deltas[counter] = value - (previous?.services[service]?.counters?.[counter] ?? 0)
+      }
+      if (Object.keys(deltas).length > 0) counterDeltas[service] = deltas
+    }
+    minutes.push({ minute: minute + 1, streams, services: endOf?.services ?? {}, counterDeltas, events: inMinute(events, minute).map((e) => e.what) })
   }
   return minutes
 }
