@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Counter } from 'prom-client'
 import type { Endpoint, Fault, FaultBoard } from '../faults.ts'
+import { sendJson } from '../routes/token-request.ts'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -99,5 +100,5 @@ function sendFaultStatus (request: FastifyRequest, reply: FastifyReply, endpoint
   const body = endpoint === 'identity'
     ? { statusCode: status, message: `${code}: ${description}`, correlationId: request.id }
     : { error: code, error_description: description }
-  return reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(body))
+  return sendJson(reply, status, body)
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Issuer } from '../issuer.ts'
 import { issuerFor } from '../tokens.ts'
-import { sendJson } from './imds.ts'
+import { sendJson } from './token-request.ts'
 
 /**
  * Entra's discovery documents and JWKS at the paths Entra serves them, so that a validator

@@ -1,9 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { timingSafeEqual } from 'node:crypto'
 import { TokenRequestError, type Issuer } from '../issuer.ts'
-import { selectorOf, sendJson, singleValued } from './imds.ts'
-
-type Query = Record<string, string | string[] | undefined>
+import { selectorOf, sendJson, singleValued, type Query } from './token-request.ts'
 
 const sameSecret = (given: string, expected: string) => {
   const a = Buffer.from(given)

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { TokenRequestError, type Issuer, type Selector } from '../issuer.ts'
-import { sendTokenError } from './token-errors.ts'
-
-type Query = Record<string, string | string[] | undefined>
+import { TokenRequestError, type Issuer } from '../issuer.ts'
+import { selectorOf, sendJson, sendTokenError, singleValued, type Query } from './token-request.ts'
 
 /** IMDS's own api-versions for the identity category start at 2018-02-01. */
 const supportedApiVersion = (value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value) && value >= '2018-02-01'
@@ -53,29 +51,6 @@ export const imdsRoutes: FastifyPluginAsync<{ issuer: Issuer }> = async (fastify
 }
 
 /** IMDS serves GET only. */
-export async function methodNotAllowed (_request: FastifyRequest, reply: FastifyReply) {
+async function methodNotAllowed (_request: FastifyRequest, reply: FastifyReply) {
   return sendJson(reply.header('allow', 'GET'), 405, { error: 'invalid_request', error_description: 'The requested method is not allowed. Only GET is supported.' })
 }
-
-export function singleValued (query: Query): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {}
-  for (const [name, value] of Object.entries(query)) {
-    if (Array.isArray(value)) throw new TokenRequestError(400, 'invalid_request', `Duplicate query parameter '${name}'`)
-    out[name] = value
-  }
-  return out
-}
-
-/** At most one selector per request; none means the system-assigned identity. */
-export function selectorOf (query: Record<string, string | undefined>, names: Record<string, 'clientId' | 'principalId' | 'resourceId'>): Selector {
-  const given = Object.entries(names).filter(([name]) => query[name] !== undefined && query[name] !== '')
-  if (given.length > 1) {
-    throw new TokenRequestError(400, 'invalid_request', `Only one of ${Object.keys(names).join(', ')} may be specified`)
-  }
-  const [entry] = given
-  if (!entry) return { kind: 'system' }
-  return { kind: entry[1], value: query[entry[0]] as string }
-}
-
-export const sendJson = (reply: FastifyReply, status: number, body: unknown) =>
-  reply.code(status).type('application/json; charset=utf-8').send(JSON.stringify(body))
