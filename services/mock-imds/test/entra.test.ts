@@ -46,3 +46,19 @@ test('the tenant id matches case-insensitively; another tenant gets AADSTS90002'
     assert.match(response.json().error_description, /^AADSTS90002/)
   }
 })
+
+test('the multi-tenant documents (common, organizations) carry Entra\'s {tenantid} issuer template', async () => {
+  const v2 = (await app.inject({ url: '/common/v2.0/.well-known/openid-configuration', headers: { host: 'mock:1' } })).json()
+  assert.equal(v2.issuer, 'https://login.microsoftonline.com/{tenantid}/v2.0')
+  assert.equal(v2.jwks_uri, 'http://mock:1/common/discovery/v2.0/keys')
+  const organizations = (await app.inject('/organizations/v2.0/.well-known/openid-configuration')).json()
+  assert.equal(organizations.issuer, 'https://login.microsoftonline.com/{tenantid}/v2.0')
+  const v1 = (await app.inject('/common/.well-known/openid-configuration')).json()
+  assert.equal(v1.issuer, 'https://sts.windows.net/{tenantid}/')
+  assert.equal((await app.inject('/common/discovery/v2.0/keys')).json().keys.length, 1)
+  // Entra has no v1 "organizations" document.
+  assert.equal((await app.inject('/organizations/.well-known/openid-configuration')).statusCode, 400)
+  // A tenant asked for in capitals is named by its id.
+  const upper = (await app.inject({ url: `/${tenantId.toUpperCase()}/v2.0/.well-known/openid-configuration`, headers: { host: 'mock:1' } })).json()
+  assert.equal(upper.jwks_uri, `http://mock:1/${tenantId}/discovery/v2.0/keys`)
+})
