@@ -11,8 +11,8 @@ export const ApiConfigSchema = Type.Object({
   AUTH_TENANT_ID: CommaList(guid),
   /** Accepted audiences: the api's client ID and/or its App ID URI, comma-separated. */
   AUTH_AUDIENCE: CommaList('[^,\\s]+'),
-  /** Roles any one of which lets a caller in (comma-separated). */
-  AUTH_REQUIRED_ROLES: CommaList('[^,\\s]+', 'DoAll'),
+  /** Roles any one of which lets a caller in (comma-separated; printable ASCII without quote or backslash: they go into WWW-Authenticate). */
+  AUTH_REQUIRED_ROLES: CommaList('[\\x21\\x23-\\x2B\\x2D-\\x5B\\x5D-\\x7E]+', 'DoAll'),
   /** Where the OpenID configuration of each tenant is read; a sovereign cloud's host, or mock-imds. */
   AUTH_AUTHORITY_HOST: Type.String({ pattern: '^https?://[^/\\s]+(/[^\\s]*)?$', default: 'https://login.microsoftonline.com' }),
   /** Token versions accepted: "1.0,2.0" (both, each against its own OpenID configuration) or "2.0". */

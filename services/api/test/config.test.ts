@@ -26,3 +26,10 @@ test('bad values fail at start, naming the variable', () => {
     assert.throws(() => readConfig({ ...base, [name as string]: value }), (error: Error) => error instanceof ConfigError && error.message.includes(name as string))
   }
 })
+
+test('roles go into WWW-Authenticate, so quotes, backslashes and spaces are refused', () => {
+  assert.deepEqual(readConfig({ ...base, AUTH_REQUIRED_ROLES: 'Data.Read, Task-Write_2' }).AUTH_REQUIRED_ROLES, ['Data.Read', 'Task-Write_2'])
+  for (const roles of ['Do"All', 'Do\\All', 'Rôle']) {
+    assert.throws(() => readConfig({ ...base, AUTH_REQUIRED_ROLES: roles }), /AUTH_REQUIRED_ROLES/)
+  }
+})

@@ -76,7 +76,7 @@ test('random-kid flood: concurrent unknown kids share one fetch, and fetches sta
 test('outage: valid tokens keep passing with the last good keys, with a failure metric and a staleness log', async (t) => {
   const a = createTestKey()
   const { authority, api } = await setup(t, [a], {
-    AUTH_JWKS_REFRESH_INTERVAL_MS: '300', AUTH_JWKS_RETRY_MAX_MS: '200', AUTH_JWKS_TIMEOUT_MS: '300', AUTH_JWKS_COOLDOWN_MS: '0'
+    AUTH_JWKS_REFRESH_INTERVAL_MS: '300', AUTH_JWKS_RETRY_MAX_MS: '200', AUTH_JWKS_TIMEOUT_MS: '2000', AUTH_JWKS_COOLDOWN_MS: '0'
   })
   const lastSuccess = await api.metric('jwks_last_success_timestamp_seconds', { tenant: TENANT })
   assert.ok(lastSuccess > 0)
@@ -87,14 +87,15 @@ test('outage: valid tokens keep passing with the last good keys, with a failure 
       const started = performance.now()
       const response = await api.get(bearer(mint(a)))
       assert.equal(response.statusCode, 200, `during a ${fault.kind} outage`)
-      assert.ok(performance.now() - started < 250, 'a known key never waits for the JWKS')
+      // A request that waited for the hanging JWKS would take the 2 s fetch timeout.
+      assert.ok(performance.now() - started < 1000, 'a known key never waits for the JWKS')
       await sleep(50)
     }
   }
   // An unknown kid during a hanging outage waits at most the fetch timeout, then is refused.
   const started = Date.now()
   assert.equal((await api.get(bearer(mint(createTestKey())))).statusCode, 401)
-  assert.ok(Date.now() - started < 2000)
+  assert.ok(Date.now() - started < 5000)
   authority.fault = null
 
   assert.ok(await api.metric('jwks_refresh_total', { tenant: TENANT, result: 'failure' }) >= 3)
@@ -102,7 +103,7 @@ test('outage: valid tokens keep passing with the last good keys, with a failure 
   const stale = api.logs.find((line) => line.level === 40 && typeof line.staleSeconds === 'number')
   assert.ok(stale, 'a warning says how old the keys in use are')
   assert.match(String(stale.msg), /keeping the last good keys, \d+ s old/)
-  await until(async () => await api.metric('jwks_last_success_timestamp_seconds', { tenant: TENANT }) > lastSuccess, 3000, 'recovery')
+  await until(async () => await api.metric('jwks_last_success_timestamp_seconds', { tenant: TENANT }) > lastSuccess, 8000, 'recovery')
 })
 
 test('removed key: rejected after the next refresh, even for a token in the verified-token cache', async (t) => {

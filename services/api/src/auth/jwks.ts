@@ -78,9 +78,11 @@ class FetchError extends Error {
   override name = 'FetchError'
 }
 
-async function fetchJson (url: string, timeoutMs: number): Promise<unknown> {
-  // A fresh signal per request: get-jwks' static-signal workaround fails every fetch after the first timeout.
-  const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } })
+async function fetchJson (url: string, timeoutMs: number, stopped: AbortSignal): Promise<unknown> {
+  // A fresh deadline per request (get-jwks' static-signal workaround fails every fetch after the first
+  // timeout), and the store's own signal so that closing the app does not wait for a hanging authority.
+  const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), stopped])
+  const response = await fetch(url, { signal, redirect: 'error', headers: { accept: 'application/json' } })
   if (!response.ok) {
     await response.body?.cancel()
     throw new FetchError(`GET ${url} answered ${response.status}`)
@@ -140,7 +142,7 @@ export class KeyStore {
   private readonly options: KeyStoreOptions
   private readonly sources = new Map<string, KeySource>()
   private readonly authorityOrigin: string
-  private stopped = false
+  private readonly stopping = new AbortController()
 
   constructor (options: KeyStoreOptions) {
     this.options = options
@@ -158,7 +160,7 @@ export class KeyStore {
   }
 
   stop () {
-    this.stopped = true
+    this.stopping.abort()
     for (const source of this.sources.values()) clearTimeout(source.timer)
   }
 
@@ -233,8 +235,8 @@ export class KeyStore {
     clearTimeout(source.timer)
     const { log, timeoutMs, refreshIntervalMs, retryMaxMs } = this.options
     try {
-      if (withDiscovery) this.applyDiscovery(source, await fetchJson(source.discoveryUrl, timeoutMs))
-      const jwks = await fetchJson(source.jwksUri as string, timeoutMs)
+      if (withDiscovery) this.applyDiscovery(source, await fetchJson(source.discoveryUrl, timeoutMs, this.stopping.signal))
+      const jwks = await fetchJson(source.jwksUri as string, timeoutMs, this.stopping.signal)
       const next = this.buildKeys(source, jwks)
       const added = [...next.keys()].filter((kid) => !source.keys.has(kid))
       const removed = [...source.keys.keys()].filter((kid) => !next.has(kid))
@@ -248,6 +250,7 @@ export class KeyStore {
       this.schedule(source, refreshIntervalMs * (0.9 + Math.random() * 0.2))
       return true
     } catch (error) {
+      if (this.stopping.signal.aborted) return false
       source.failures++
       this.options.onFetch?.(source.tenant, 'failure')
       const delay = Math.min(RETRY_MIN_MS * 2 ** (source.failures - 1), retryMaxMs, refreshIntervalMs)
@@ -264,7 +267,7 @@ export class KeyStore {
   }
 
   private schedule (source: KeySource, delayMs: number) {
-    if (this.stopped) return
+    if (this.stopping.signal.aborted) return
     clearTimeout(source.timer)
     source.nextAttemptAt = Date.now() + delayMs
     source.timer = setTimeout(() => { this.refresh(source, 'scheduled').catch(() => {}) }, delayMs)

@@ -43,10 +43,14 @@ function authorizationValues (rawHeaders: string[]): string[] {
 // RFC 6750 §2.3 tokens in the URI end up in logs and proxies: refused rather than ignored.
 const tokenInQuery = (url: string) => { const q = url.indexOf('?'); return q >= 0 && /[?&]access_token=/.test(url.slice(q)) }
 
+/** RFC 6750 §3: scope-tokens separated by single spaces. */
+const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/
+
 /** RFC 6750 §3: realm-less, the error, a fixed description (never token content) and the scope on 403. */
 function challenge (rejection: Rejection): string {
   let value = `Bearer error="${rejection.error}", error_description="${rejection.description}"`
-  if (rejection.scope !== undefined) value += `, scope="${rejection.scope}"`
+  // Role values come from code and config, but a quote or a non-ASCII character must not break the header.
+  if (rejection.scope !== undefined && SCOPE.test(rejection.scope)) value += `, scope="${rejection.scope}"`
   return value
 }
 
