@@ -170,6 +170,27 @@ describe('Prometheus config and rules (promtool)', () => {
   })
 })
 
+describe('Grafana dashboard', () => {
+  test('asks for its Prometheus data source and queries only the metrics of the contract', async () => {
+    const dashboard = JSON.parse(await readFile(join(repoRoot, 'deploy/grafana/msi-pair.json'), 'utf8')) as {
+      uid: string, templating: { list: Array<{ name: string, type: string }> }, panels: Array<{ id: number, type: string, datasource?: { uid: string }, targets?: Array<{ expr: string }> }>
+    }
+    assert.ok(dashboard.templating.list.some((v) => v.name === 'datasource' && v.type === 'datasource'))
+    const ids = dashboard.panels.map((p) => p.id)
+    assert.equal(new Set(ids).size, ids.length, 'panel ids are unique')
+    const contract = /^(http_request_duration_seconds|auth_requests_total|auth_validation_duration_seconds|jwks_refresh_total|jwks_keys|jwks_last_success_timestamp_seconds|auth_verified_token_cache_total|token_requests_total|token_acquisition_duration_seconds|token_expires_in_seconds|token_refresh_failures_total|upstream_requests_total|upstream_request_duration_seconds|mock_imds_token_requests_total|mock_imds_jwks_requests_total)(_bucket|_count|_sum)?$/
+    for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+      // eslint-disable-next-line no-template-curly-in-string -- Grafana's variable syntax, not a template
+      assert.equal(panel.datasource?.uid, '${datasource}')
+      for (const { expr } of panel.targets ?? []) {
+        const names = expr.match(/\b[a-z][a-z0-9_]*_(total|seconds|keys|bucket|count|sum)\b/g) ?? []
+        assert.ok(names.length > 0, expr)
+        for (const name of names) assert.match(name, contract, `${expr}: ${name}`)
+      }
+    }
+  })
+})
+
 describe('yamllint', () => {
   const yamllint = async (...args: string[]) => {
     // The repository's shared config; yamllint's relaxed preset where it is not there yet.

@@ -74,9 +74,8 @@ export async function commandWorks (command: string, args: readonly string[]): P
  */
 export function needTool (t: TestContext, available: boolean, what: string): boolean {
   if (available) return true
-  const message = `${what} not available: ${HOW_TO_RUN}`
-  if (inCI) throw new Error(`${message} (CI=true: the container checks must run)`)
-  t.skip(message)
+  if (inCI) throw new Error(`${what} not available under CI=true, where the container checks must run: .ci/run installs it with scripts/ci/install-container-tools.sh`)
+  t.skip(`${what} not available: ${HOW_TO_RUN}`)
   return false
 }
 
