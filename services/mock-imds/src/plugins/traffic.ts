@@ -82,8 +82,10 @@ const garbage: Record<Endpoint, string> = {
   discovery: '{"token_endpoint":"https://login.microsoftonline.com/'
 }
 
-/** What each service says when it is down, updating or throttling (IMDS's documented meanings). */
-const statusDescriptions: Record<number, [code: string, description: string]> = {
+type Described = Record<number, [code: string, description: string]>
+
+/** What the managed identity service says when it is updating, throttling or failing (IMDS's documented meanings). */
+const tokenStatuses: Described = {
   404: ['not_found', 'IMDS is updating. Retry with exponential backoff.'],
   410: ['gone', 'IMDS is going through updates and will be available within 70 seconds.'],
   429: ['too_many_requests', 'Requests to the managed identity category are limited to 20 requests per second and 5 concurrent requests.'],
@@ -91,9 +93,18 @@ const statusDescriptions: Record<number, [code: string, description: string]> = 
   503: ['service_unavailable', 'The service is temporarily unavailable.']
 }
 
+/** What a failing Entra document endpoint says, in OAuth's error codes. */
+const documentStatuses: Described = {
+  404: ['not_found', 'The requested document was not found.'],
+  429: ['too_many_requests', 'Too many requests.'],
+  500: ['server_error', 'An internal error occurred.'],
+  503: ['temporarily_unavailable', 'The service is temporarily unavailable.']
+}
+
 function sendFaultStatus (request: FastifyRequest, reply: FastifyReply, endpoint: Endpoint, fault: Fault) {
   const status = fault.status ?? 500
-  const [code, description] = statusDescriptions[status] ?? [status >= 500 ? 'server_error' : 'invalid_request', `HTTP ${status}`]
+  const known = endpoint === 'imds' || endpoint === 'identity' ? tokenStatuses : documentStatuses
+  const [code, description] = known[status] ?? [status >= 500 ? 'server_error' : 'invalid_request', `HTTP ${status}`]
   if (fault.retryAfterSeconds !== undefined) reply.header('retry-after', String(fault.retryAfterSeconds))
   // Each endpoint fails in its own shape: App Service's {statusCode, message, correlationId},
   // IMDS's and Entra's {error, error_description}.
