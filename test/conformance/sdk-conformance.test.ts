@@ -251,6 +251,23 @@ describe('@azure/identity ManagedIdentityCredential', () => {
   })
 })
 
+describe('@azure/identity with short-lived tokens (MOCK_IMDS_TOKEN_LIFETIME_SECONDS)', () => {
+  test('a token with under 5 minutes left is expired to MSAL: every getToken asks, and gets the cached token', async (t) => {
+    const short = await startMockImds({ env: { MOCK_IMDS_TENANT_FILE: tenantFile, MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '240' } })
+    t.after(() => short.stop())
+    const results = await runDriver(t, { AZURE_POD_IDENTITY_AUTHORITY_HOST: short.url }, {
+      adminUrl: short.admin.url,
+      scenarios: [{ name: 'short', credential: { kind: 'mi' }, resource: v2(), calls: 3 }]
+    })
+    const result = resultOf(results, 'short')
+    assert.equal(result.requests, 3)
+    const [first, ...rest] = result.outcomes
+    for (const outcome of rest) assert.equal(tokenOf(outcome), tokenOf(first))
+    // Tokens of 2 h or less get no proactive refresh time.
+    assert.equal(first?.refreshAfterTimestamp, undefined)
+  })
+})
+
 describe('@azure/identity DefaultAzureCredential', () => {
   // prod: the chain stops after ManagedIdentityCredential, so no developer tool on this machine
   // (az, azd, pwsh) can answer in the mock's place when a scenario expects a failure.
