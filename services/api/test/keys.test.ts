@@ -180,3 +180,18 @@ test('an empty JWKS is treated as an outage, not as the revocation of every key'
   await until(async () => await api.metric('jwks_refresh_total', { tenant: TENANT, result: 'failure' }) > failures, 3000, 'a failed refresh')
   assert.equal((await api.get(bearer(mint(a)))).statusCode, 200)
 })
+
+test('a cached token is refused once its exp (plus the 5 min skew) has passed', async (t) => {
+  const a = createTestKey()
+  const { api } = await setup(t, [a])
+  // exp 296 s ago: valid for 4 more seconds under Microsoft's 300 s clock skew.
+  const token = bearer(mint(a, appClaims({ exp: Math.floor(Date.now() / 1000) - 296 })))
+  assert.equal((await api.get(token)).statusCode, 200)
+  const hits = await api.metric('auth_verified_token_cache_total', { result: 'hit' })
+  assert.equal((await api.get(token)).statusCode, 200)
+  assert.equal(await api.metric('auth_verified_token_cache_total', { result: 'hit' }), hits + 1)
+  await sleep(4600)
+  const response = await api.get(token)
+  assert.equal(response.statusCode, 401)
+  assert.match(String(response.headers['www-authenticate']), /error_description="the token expired"/)
+})
