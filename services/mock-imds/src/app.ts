@@ -11,6 +11,7 @@ import { trafficPlugin, type RequestCounts } from './plugins/traffic.ts'
 import { entraRoutes } from './routes/entra.ts'
 import { identityEndpointRoutes } from './routes/identity-endpoint.ts'
 import { imdsRoutes } from './routes/imds.ts'
+import { sendJson } from './routes/token-request.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,8 +42,7 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
   // absolute URL is refused, so that the mock never answers in another host's name.
   app.addHook('onRequest', async (request, reply) => {
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(request.originalUrl) && !imdsOrigin.test(request.originalUrl)) {
-      return reply.code(404).type('application/json; charset=utf-8')
-        .send(JSON.stringify({ error: 'not_found', error_description: 'As a proxy, mock-imds only answers for IMDS at http://169.254.169.254.' }))
+      return sendJson(reply, 404, { error: 'not_found', error_description: 'As a proxy, mock-imds only answers for IMDS at http://169.254.169.254.' })
     }
   })
   app.decorate('issuer', issuer)

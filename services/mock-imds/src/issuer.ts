@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { SigningKey } from './keys.ts'
-import { createSigningKey } from './keys.ts'
+import { createSigningKey, type SigningKey } from './keys.ts'
 import { mintToken, type IssuedToken } from './tokens.ts'
 import type { ApplicationModel, ManagedIdentityModel, TenantModel } from './tenant.ts'
 
