@@ -9,9 +9,10 @@ import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller
 test('a burst of 500 concurrent /call on a cold caller makes exactly one token request', { concurrency: true }, async (t) => {
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
     const backend = await startBackend(t)
-    // The first token request takes 0.8 s (below the 1 s attempt timeout), so the whole burst arrives while it is in flight.
-    await backend.mock.admin.addFault({ target: 'token', mode: 'latency', latencyMs: 800, count: 1 })
-    const caller = await startCaller(t, flavour, backend)
+    // The first token request takes 1.5 s, so the whole burst arrives while it is in flight. The
+    // deadlines are the production ones: on a loaded machine a 1 s attempt timeout could cut it.
+    await backend.mock.admin.addFault({ target: 'token', mode: 'latency', latencyMs: 1500, count: 1 })
+    const caller = await startCaller(t, flavour, backend, { TOKEN_ATTEMPT_TIMEOUT_MS: '5000', TOKEN_WAIT_TIMEOUT_MS: '10000' })
 
     const notYet = await getJson(`${caller.url}/readyz`)
     assert.equal(notYet.status, 503, 'not ready before the first token')
@@ -22,7 +23,8 @@ test('a burst of 500 concurrent /call on a cold caller makes exactly one token r
       const response = await fetch(`${caller.url}/call`)
       return { status: response.status, body: await response.json() as Record<string, unknown> }
     }))
-    assert.deepEqual(responses.filter((r) => r.status !== 200), [], 'every call succeeds')
+    const failed = responses.filter((r) => r.status !== 200)
+    assert.deepEqual(failed.slice(0, 3), [], `${failed.length} of 500 calls failed`)
     assert.ok(responses.every((r) => r.body.aud === tenant.apiClientId && (r.body.roles as string[]).includes('DoAll')))
 
     assert.equal(await metric(backend.mock.url, 'mock_imds_token_requests_total', { endpoint: flavour.name }), 1,
@@ -37,7 +39,11 @@ test('a burst of 500 concurrent /call on a cold caller makes exactly one token r
 test('identity not found: a deployment error, reported as such at once, and not retried', { concurrency: true }, async (t) => {
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
     const backend = await startBackend(t)
-    const caller = await startCaller(t, flavour, backend, { AZURE_CLIENT_ID: '99999999-9999-4999-8999-999999999999' })
+    const caller = await startCaller(t, flavour, backend, {
+      AZURE_CLIENT_ID: '99999999-9999-4999-8999-999999999999',
+      // Long enough that both calls below fall inside it, however slow the machine.
+      TOKEN_FATAL_COOLDOWN_MS: '60000'
+    })
 
     const first = await timed(() => getJson(`${caller.url}/call`))
     assert.equal(first.value.status, 503)

@@ -51,7 +51,6 @@ interface HeldToken {
   expiresOnMs: number
   /** When the SDK itself will refresh (its half-life point, only for tokens over 2 h). */
   sdkRefreshAfterMs: number | undefined
-  obtainedAtMs: number
   /** Not handed out closer to expiry than this. */
   marginMs: number
 }
@@ -79,6 +78,8 @@ export class ManagedIdentityTokenProvider {
   #inflight: Promise<HeldToken> | undefined
   #lastFailure: IdentityEndpointError | undefined
   #fatalUntilMs = 0
+  /** Honours a Retry-After beyond the acquisition that received it. */
+  #retryNotBeforeMs = 0
   #refreshTimer: NodeJS.Timeout | undefined
 
   constructor (options: { source: AttemptSource, settings: TokenProviderSettings, observer: TokenProviderObserver, log: Logger }) {
@@ -169,6 +170,14 @@ export class ManagedIdentityTokenProvider {
   async #runAcquisition (): Promise<HeldToken> {
     const started = performance.now()
     const deadlineMs = Date.now() + this.#settings.acquisitionDeadlineMs
+    const throttledForMs = this.#retryNotBeforeMs - Date.now()
+    if (throttledForMs > 0 && this.#lastFailure) {
+      if (Date.now() + throttledForMs >= deadlineMs) {
+        this.#observer.acquisitionFinished('failure', 0)
+        throw this.#lastFailure
+      }
+      await sleep(throttledForMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         const held = this.#adopt(await this.#attemptOnce())
@@ -189,6 +198,7 @@ export class ManagedIdentityTokenProvider {
           throw failure
         }
         const delayMs = failure.retryAfterMs ?? Math.random() * Math.min(this.#settings.retryMaxDelayMs, this.#settings.retryBaseDelayMs * 2 ** attempt)
+        if (failure.retryAfterMs !== undefined) this.#retryNotBeforeMs = Date.now() + failure.retryAfterMs
         if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
           this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
           this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
@@ -241,7 +251,6 @@ export class ManagedIdentityTokenProvider {
       token: token.token,
       expiresOnMs: token.expiresOnTimestamp,
       sdkRefreshAfterMs: token.refreshAfterTimestamp,
-      obtainedAtMs: now,
       marginMs: this.#marginFor(lifetimeMs)
     }
     this.#held = next
@@ -281,7 +290,8 @@ export class ManagedIdentityTokenProvider {
       // The acquisition gave up (deadline or deployment error): try again later. Requests keep
       // the last good token while it is fresh, and start their own acquisition after that.
       const fatal = error instanceof IdentityEndpointError && !error.retryable
-      this.#scheduleRefresh(fatal ? this.#settings.fatalCooldownMs : random(0.5, 1) * this.#settings.retryMaxDelayMs)
+      const retryAfterMs = this.#retryNotBeforeMs - Date.now()
+      this.#scheduleRefresh(fatal ? this.#settings.fatalCooldownMs : Math.max(retryAfterMs, random(0.5, 1) * this.#settings.retryMaxDelayMs))
     }
   }
 }
