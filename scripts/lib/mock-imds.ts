@@ -52,6 +52,7 @@ export interface MockImds extends RunningService {
 /**
  * Starts mock-imds as a real process with its admin API on a free loopback port.
  * env adds to or overrides mock-imds's variables (MOCK_IMDS_TENANT_FILE, MOCK_IMDS_TOKEN_LIFETIME_SECONDS, ...).
+ * The admin address is read from the log, so LOG_LEVEL must stay at info (the default) or below.
  */
 export async function startMockImds (options: StartOptions = {}): Promise<MockImds> {
   const service = await startService('mock-imds', {
