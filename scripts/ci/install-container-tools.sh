@@ -39,19 +39,38 @@ docker_cli() {
   if command -v docker >/dev/null; then docker "$@"; else /usr/bin/docker "$@"; fi
 }
 
+# A daemon that was killed (as at the end of a session, before CI runs on the same machine) leaves
+# its pid files behind; dockerd refuses to start while one names a live process, and a pid may have
+# been reused by then. Remove those that do not name the daemon they belong to.
+remove_stale_pid_file() {
+  local file=$1 name=$2 pid
+  [ -f "$file" ] || return 0
+  pid="$(cat "$file" 2>/dev/null || true)"
+  # Alive: that pid runs the daemon and is no zombie (a killed daemon nobody reaped keeps its pid).
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = "$name" ] &&
+    [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)" != Z ]; then
+    return 0
+  fi
+  log "removing stale $file (pid ${pid:-none} is no $name)"
+  rm -f "$file"
+}
+
 start_dockerd() {
   if docker_cli info >/dev/null 2>&1; then
     log "dockerd already answers"
     return
   fi
+  remove_stale_pid_file /var/run/docker.pid dockerd
+  remove_stale_pid_file /var/run/docker/containerd/containerd.pid containerd
   log "starting dockerd (log: $DOCKERD_LOG)"
   mkdir -p "$(dirname "$DOCKERD_LOG")"
   # setsid: the daemon outlives this script and whatever process group ran it.
   setsid /usr/sbin/dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null &
+  local dockerd_pid=$!
   local deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
   until docker_cli info >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      log "dockerd did not answer within ${DOCKERD_WAIT_SECONDS}s; last lines of $DOCKERD_LOG:"
+    if ! kill -0 "$dockerd_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      log "dockerd did not come up; last lines of $DOCKERD_LOG:"
       tail -n 20 "$DOCKERD_LOG" >&2 || true
       exit 1
     fi
