@@ -1,4 +1,4 @@
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyRequest, FastifyServerOptions } from 'fastify'
 
 /**
  * Paths pino blanks out wherever they appear in a log line. The services never log a token on
@@ -19,9 +19,29 @@ export const redactedPaths = [
   '*.access_token'
 ]
 
+/**
+ * Query parameters whose values are credentials. A client that puts a token in the URL (RFC 6750
+ * §2.3, which the api refuses) must not get it written to the request log either.
+ */
+const secretQuery = /([?&](?:access_token|id_token|refresh_token|token|code|client_secret|client_assertion)=)[^&#]*/gi
+
+export const redactUrl = (url: string): string => url.replace(secretQuery, '$1[redacted]')
+
 export function loggerOptions (level: string): FastifyServerOptions['logger'] {
   return {
     level,
-    redact: { paths: redactedPaths, censor: '[redacted]' }
+    redact: { paths: redactedPaths, censor: '[redacted]' },
+    serializers: {
+      // Fastify's own request serializer, with the URL's credentials blanked out.
+      req (request: FastifyRequest) {
+        return {
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort
+        }
+      }
+    }
   }
 }

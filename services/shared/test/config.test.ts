@@ -19,8 +19,9 @@ test('an invalid value is named in the error', () => {
 })
 
 test('comma lists are split and defaults applied', () => {
-  const config = readApiConfig({ AUTH_TENANT_ID: `${tenant}, ${tenant.toUpperCase()}`, AUTH_AUDIENCE: 'api://x,8c0d3a51-2b7e-4f6a-9d1c-5e4f3a2b1c0d' })
-  assert.deepEqual(config.AUTH_TENANT_ID, [tenant, tenant])
+  const other = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9'
+  const config = readApiConfig({ AUTH_TENANT_ID: `${tenant}, ${other.toUpperCase()}`, AUTH_AUDIENCE: 'api://x,8c0d3a51-2b7e-4f6a-9d1c-5e4f3a2b1c0d' })
+  assert.deepEqual(config.AUTH_TENANT_ID, [tenant, other])
   assert.deepEqual(config.AUTH_AUDIENCE, ['api://x', '8c0d3a51-2b7e-4f6a-9d1c-5e4f3a2b1c0d'])
   assert.deepEqual(config.AUTH_REQUIRED_ROLES, ['DoAll'])
   assert.equal(config.AUTH_AUTHORITY_HOST, 'https://login.microsoftonline.com')
