@@ -10,7 +10,7 @@ import { startIssuerServer, TokenMint, targetEnv, writeTokens } from './lib/issu
 import { LoadGenerator } from './lib/load.ts'
 import { readMetrics, startTarget, sumMetric } from './lib/processes.ts'
 import { markdown, type BenchResults, type Burst, type Target } from './lib/report.ts'
-import { compare, machine, measure, settingsFor, type Row } from './lib/rows.ts'
+import { combine, compare, machine, measure, settingsFor, type MeasureOptions, type Row } from './lib/rows.ts'
 import { apiCooldown, startApi, startCaller, startMockImds, tokenRequests } from './lib/services.ts'
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } } })
@@ -53,105 +53,111 @@ try {
   const cooldown = await apiCooldown()
   const load = track(new LoadGenerator())
   const common = { settings }
-
-  log('row 1: bare Fastify')
-  {
-    const bare = track(await startTarget('bare-api.ts', {}))
-    // The same Authorization header as rows 2-3, which the bare app ignores: only the auth work differs.
-    rows.push(await measure(load, { ...common, id: '1', name: 'limit: bare Fastify, one JSON route', url: bare.url, path: '/claims', expectStatus: 200, processes: [bare], tokensFile: files.one }))
-    await bare.stop()
-  }
-
-  log('rows 2-4: the api')
-  {
-    const api = track(await startApi(issuer.url))
-    if (await get(`${api.url}/claims`, oneToken) !== 200) throw new Error('the api rejected a valid bench token: check its configuration')
-    const processes = [{ name: 'api', pid: api.pid }]
-    const target = { ...common, url: api.url, path: '/claims', processes }
-    rows.push(await measure(load, { ...target, id: '2', name: 'api /claims, one token reused', expectStatus: 200, tokensFile: files.one }))
-    const cacheBefore = await readMetrics(api.url)
-    rows.push(await measure(load, { ...target, id: '3', name: `api /claims, a different token every request (${settings.uniqueTokens} cycled)`, expectStatus: 200, tokensFile: files.unique }))
-    const cacheAfter = await readMetrics(api.url)
-    const hits = (sumMetric(cacheAfter, 'auth_verified_token_cache_total', { result: 'hit' }) ?? 0) - (sumMetric(cacheBefore, 'auth_verified_token_cache_total', { result: 'hit' }) ?? 0)
-    if (sumMetric(cacheAfter, 'auth_verified_token_cache_total') !== null) row('3')?.notes.push(`verified-token cache hits during the row: ${hits}`)
-    rows.push(await measure(load, { ...target, id: '4a', name: 'api, bad signature', expectStatus: 401, tokensFile: files.badSignature }))
-    rows.push(await measure(load, { ...target, id: '4b', name: 'api, expired', expectStatus: 401, tokensFile: files.expired }))
-    const fetchesBefore = issuer.counts.jwks
-    const discoveryBefore = issuer.counts.discovery
-    const started = Date.now()
-    const flood = await measure(load, { ...target, id: '4c', name: 'api, random-kid flood', expectStatus: 401, tokensFile: files.randomKid })
-    flood.jwksFetches = issuer.counts.jwks - fetchesBefore
-    flood.discoveryFetches = issuer.counts.discovery - discoveryBefore
-    flood.allowedJwksFetches = Math.floor((Date.now() - started) / Math.max(cooldown.ms, 1)) + 1
-    flood.notes.push(`cooldown: ${cooldown.note}`)
-    rows.push(flood)
-    for (const id of ['2', '3', '4a', '4b', '4c']) compare(row(id) as Row, row('1'))
-    await api.stop()
-  }
-
   const peers = [
     ['peer-express-jwt.ts', 'express + express-jwt + jwks-rsa'],
     ['peer-fastify-jwt.ts', 'Fastify + @fastify/jwt + get-jwks'],
     ['peer-jose.ts', 'Fastify + jose']
   ] as const
-  for (const [index, [file, name]] of peers.entries()) {
-    log(`row 5: ${name}`)
-    const peer = track(await startTarget(file, targetEnv(issuer.url)))
-    if (await get(`${peer.url}/claims`, oneToken) !== 200) throw new Error(`${name} rejected a valid bench token: ${peer.logs.join('\n')}`)
-    const target = { ...common, url: peer.url, path: '/claims', processes: [peer] }
-    const id = `5${'abc'[index] as string}`
-    const same = await measure(load, { ...target, id: `${id}1`, name: `${name}, one token reused`, expectStatus: 200, tokensFile: files.one })
-    compare(same, row('2'))
-    const unique = await measure(load, { ...target, id: `${id}2`, name: `${name}, a different token every request`, expectStatus: 200, tokensFile: files.unique })
-    compare(unique, row('3'))
-    rows.push(same, unique)
-    if (!settings.quick) {
-      const fetchesBefore = issuer.counts.jwks
-      const flood = await measure(load, { ...target, id: `${id}3`, name: `${name}, random-kid flood`, expectStatus: 401, tokensFile: files.randomKid })
-      flood.jwksFetches = issuer.counts.jwks - fetchesBefore
-      compare(flood, row('4c'))
-      rows.push(flood)
-    }
-    await peer.stop()
-  }
 
-  log('row 6: the caller')
-  {
-    const mock = track(await startMockImds())
-    const api = track(await startApi(mock.url))
-    const caller = track(await startCaller(mock.url, api.url))
-    if (await get(`${caller.url}/call`) !== 200) throw new Error(`the caller's /call failed before the row: ${caller.logs.join('\n')}`)
-    const e2e = await measure(load, {
+  log('starting every target')
+  // Every target starts before the first row and stays up: rows run interleaved, round after round.
+  const [bare, api, mock, ...peerTargets] = await Promise.all([
+    startTarget('bare-api.ts', {}).then(track),
+    startApi(issuer.url).then(track),
+    startMockImds().then(track),
+    ...peers.map(([file]) => startTarget(file, targetEnv(issuer.url)).then(track))
+  ])
+  const [apiForCaller, bareApi] = await Promise.all([startApi(mock.url).then(track), startTarget('bare-api.ts', {}).then(track)])
+  const [caller, bareCaller] = await Promise.all([
+    startCaller(mock.url, apiForCaller.url).then(track),
+    startTarget('bare-caller.ts', { BARE_API_URL: bareApi.url }).then(track)
+  ])
+  if (await get(`${api.url}/claims`, oneToken) !== 200) throw new Error('the api rejected a valid bench token: check its configuration')
+  for (const [index, peer] of peerTargets.entries()) {
+    if (await get(`${peer.url}/claims`, oneToken) !== 200) throw new Error(`${peers[index]?.[1] ?? ''} rejected a valid bench token:\n${peer.logs.join('\n')}`)
+  }
+  if (await get(`${caller.url}/call`) !== 200) throw new Error(`the caller's /call failed before the rows:\n${caller.logs.join('\n')}`)
+
+  // The api's own count of verified-token cache hits, summed over the runs of row 3.
+  let cacheHits: number | null = null
+  const countCacheHits = async () => {
+    const before = sumMetric(await readMetrics(api.url), 'auth_verified_token_cache_total', { result: 'hit' })
+    return async () => {
+      const after = sumMetric(await readMetrics(api.url), 'auth_verified_token_cache_total', { result: 'hit' })
+      if (before !== null && after !== null) cacheHits = (cacheHits ?? 0) + after - before
+    }
+  }
+  const apiTarget = { url: api.url, path: '/claims', processes: [{ name: 'api', pid: api.pid }] }
+  const specs: Array<MeasureOptions & { baseline?: string, around?: () => Promise<() => Promise<void>> }> = [
+    // The same Authorization header as rows 2-3, which the bare app ignores: only the auth work differs.
+    { ...common, id: '1', name: 'limit: bare Fastify, one JSON route', url: bare.url, path: '/claims', expectStatus: 200, processes: [bare], tokensFile: files.one },
+    { ...common, ...apiTarget, id: '2', name: 'api /claims, one token reused', expectStatus: 200, tokensFile: files.one, baseline: '1' },
+    { ...common, ...apiTarget, id: '3', name: `api /claims, a different token every request (${settings.uniqueTokens} cycled)`, expectStatus: 200, tokensFile: files.unique, baseline: '1', around: countCacheHits },
+    { ...common, ...apiTarget, id: '4a', name: 'api, bad signature', expectStatus: 401, tokensFile: files.badSignature, baseline: '1' },
+    { ...common, ...apiTarget, id: '4b', name: 'api, expired', expectStatus: 401, tokensFile: files.expired, baseline: '1' },
+    ...peerTargets.flatMap((peer, index) => {
+      const id = `5${'abc'[index] ?? ''}`
+      const name = peers[index]?.[1] ?? ''
+      const target = { ...common, url: peer.url, path: '/claims', processes: [peer] }
+      return [
+        { ...target, id: `${id}1`, name: `${name}, one token reused`, expectStatus: 200, tokensFile: files.one, baseline: '2' },
+        { ...target, id: `${id}2`, name: `${name}, a different token every request`, expectStatus: 200, tokensFile: files.unique, baseline: '3' }
+      ]
+    }),
+    {
       ...common,
       id: '6a',
       name: 'caller /call end to end (token cached, api validating)',
       url: caller.url,
       path: '/call',
       expectStatus: 200,
-      processes: [{ name: 'caller', pid: caller.pid }, { name: 'api', pid: api.pid }],
-      notes: ['CPU: caller + api']
-    })
-    await caller.stop()
+      processes: [{ name: 'caller', pid: caller.pid }, { name: 'api', pid: apiForCaller.pid }],
+      notes: ['CPU: caller + api'],
+      baseline: '6b'
+    },
+    { ...common, id: '6b', name: 'bare caller to bare api, no auth', url: bareCaller.url, path: '/call', expectStatus: 200, processes: [bareCaller, bareApi], notes: ['CPU: both processes'] }
+  ]
+  const runs = new Map<string, Row[]>()
+  for (let round = 1; round <= settings.rounds; round++) {
+    log(`round ${round} of ${settings.rounds}: ${specs.length} rows`)
+    for (const spec of specs) {
+      const done = spec.around ? await spec.around() : undefined
+      const run = await measure(load, spec)
+      await done?.()
+      runs.set(spec.id, [...(runs.get(spec.id) ?? []), run])
+    }
+  }
+  for (const spec of specs) rows.push(combine(runs.get(spec.id) ?? []))
+  for (const spec of specs) if (spec.baseline) compare(row(spec.id) as Row, row(spec.baseline))
+  if (cacheHits !== null) row('3')?.notes.push(`verified-token cache hits during the row: ${cacheHits}`)
 
-    const bareApi = track(await startTarget('bare-api.ts', {}))
-    const bareCaller = track(await startTarget('bare-caller.ts', { BARE_API_URL: bareApi.url }))
-    const bare = await measure(load, {
-      ...common,
-      id: '6b',
-      name: 'bare caller to bare api, no auth',
-      url: bareCaller.url,
-      path: '/call',
-      expectStatus: 200,
-      processes: [bareCaller, bareApi],
-      notes: ['CPU: both processes']
-    })
-    await Promise.all([bareCaller.stop(), bareApi.stop()])
-    compare(e2e, bare)
-    rows.push(e2e, bare)
+  // Floods last and once: they change what they measure (a cooldown, once started, stays started).
+  const flood = async (id: string, name: string, target: { url: string, processes: Array<{ name: string, pid: number }> }) => {
+    log(`flood: ${name}`)
+    const fetchesBefore = issuer.counts.jwks
+    const started = Date.now()
+    const result = await measure(load, { ...common, id, name, url: target.url, path: '/claims', expectStatus: 401, processes: target.processes, tokensFile: files.randomKid })
+    result.jwksFetches = issuer.counts.jwks - fetchesBefore
+    return { result, seconds: (Date.now() - started) / 1000 }
+  }
+  const apiFlood = await flood('4c', 'api, random-kid flood', apiTarget)
+  apiFlood.result.allowedJwksFetches = Math.floor(apiFlood.seconds * 1000 / Math.max(cooldown.ms, 1)) + 1
+  apiFlood.result.notes.push(`cooldown: ${cooldown.note}`)
+  compare(apiFlood.result, row('1'))
+  rows.splice(rows.findIndex((r) => r.id === '4b') + 1, 0, apiFlood.result)
+  if (!settings.quick) {
+    for (const [index, peer] of peerTargets.entries()) {
+      const id = `5${'abc'[index] ?? ''}3`
+      const { result } = await flood(id, `${peers[index]?.[1] ?? ''}, random-kid flood`, { url: peer.url, processes: [peer] })
+      compare(result, apiFlood.result)
+      rows.splice(rows.findIndex((r) => r.id === `5${'abc'[index] ?? ''}2`) + 1, 0, result)
+    }
+  }
 
-    log(`row 6: cold burst of ${settings.burst}`)
+  log(`cold burst of ${settings.burst}`)
+  {
     const before = await tokenRequests(mock)
-    const cold = track(await startCaller(mock.url, api.url))
+    const cold = track(await startCaller(mock.url, apiForCaller.url))
     const result = await load.burst(`${cold.url}/call`, settings.burst)
     // Let a straggling token request land before counting.
     await new Promise((resolve) => setTimeout(resolve, 200))
@@ -179,12 +185,12 @@ try {
       met: unique.rps >= 2 * bestPeer.rps
     })
   }
-  const flood = row('4c')
-  if (flood) {
+  const floodRow = row('4c')
+  if (floodRow) {
     targets.push({
       goal: 'the random-kid flood causes at most one JWKS fetch per cooldown',
-      measured: `${flood.jwksFetches ?? '?'} fetches, ${flood.allowedJwksFetches ?? '?'} allowed (${cooldown.note})`,
-      met: (flood.jwksFetches ?? Infinity) <= (flood.allowedJwksFetches ?? 0)
+      measured: `${floodRow.jwksFetches ?? '?'} fetches, ${floodRow.allowedJwksFetches ?? '?'} allowed (${cooldown.note})`,
+      met: (floodRow.jwksFetches ?? Infinity) <= (floodRow.allowedJwksFetches ?? 0)
     })
   }
   if (burst) {

@@ -21,6 +21,8 @@ export interface Row {
   /** Peak RSS of the row's main process during the row. */
   peakRssMb: number
   processes: ProcessStats[]
+  /** req/s of each round, when the row ran in several rounds (its rps is their median). */
+  rounds?: number[]
   /** The row this one is compared with, and the ratios (this / that). */
   baseline?: string
   rpsRatio?: number
@@ -34,6 +36,8 @@ export interface Row {
 
 export interface BenchSettings {
   quick: boolean
+  /** Every row runs once per round, rows interleaved, so that a machine busy with other work slows all rows alike. */
+  rounds: number
   connections: number
   durationSeconds: number
   warmupSeconds: number
@@ -44,8 +48,8 @@ export interface BenchSettings {
 }
 
 export const settingsFor = (quick: boolean): BenchSettings => quick
-  ? { quick, connections: 50, durationSeconds: 1, warmupSeconds: 0.5, uniqueTokens: 1500, invalidTokens: 200, floodTokens: 5000, burst: 1000 }
-  : { quick, connections: 50, durationSeconds: 10, warmupSeconds: 3, uniqueTokens: 12_000, invalidTokens: 1000, floodTokens: 20_000, burst: 1000 }
+  ? { quick, rounds: 1, connections: 50, durationSeconds: 1, warmupSeconds: 0.5, uniqueTokens: 1500, invalidTokens: 200, floodTokens: 5000, burst: 1000 }
+  : { quick, rounds: 3, connections: 50, durationSeconds: 5, warmupSeconds: 2, uniqueTokens: 12_000, invalidTokens: 1000, floodTokens: 20_000, burst: 1000 }
 
 export interface Measured { name: string, pid: number }
 
@@ -68,14 +72,19 @@ export interface MeasureOptions {
   notes?: string[]
 }
 
-/** One row: the same warm-up, then the same measured run, as every other row. */
+// Where each token file's next request starts, so that later runs keep cycling instead of replaying.
+const tokenOffsets = new Map<string, number>()
+
+/** One run of a row: the same warm-up, then the same measured run, as every other row. */
 export async function measure (load: LoadGenerator, options: MeasureOptions): Promise<Row> {
-  const { settings } = options
-  const base = { url: options.url, path: options.path, connections: settings.connections, ...(options.tokensFile ? { tokensFile: options.tokensFile } : {}) }
-  const warm = await load.run({ ...base, durationSeconds: settings.warmupSeconds })
+  const { settings, tokensFile } = options
+  const base = { url: options.url, path: options.path, connections: settings.connections, ...(tokensFile ? { tokensFile } : {}) }
+  const offset = tokensFile ? tokenOffsets.get(tokensFile) ?? 0 : 0
+  const warm = await load.run({ ...base, durationSeconds: settings.warmupSeconds, tokenOffset: offset })
   for (const { pid } of options.processes) resetPeak(pid)
   const before = options.processes.map(({ pid }) => sampleProcess(pid))
-  const result: LoadResult = await load.run({ ...base, durationSeconds: settings.durationSeconds, tokenOffset: warm.tokensUsed })
+  const result: LoadResult = await load.run({ ...base, durationSeconds: settings.durationSeconds, tokenOffset: offset + warm.tokensUsed })
+  if (tokensFile) tokenOffsets.set(tokensFile, offset + warm.tokensUsed + result.tokensUsed)
   const after = options.processes.map(({ pid }) => sampleProcess(pid))
   const processes = options.processes.map(({ name }, index) => ({
     name,
@@ -97,6 +106,44 @@ export async function measure (load: LoadGenerator, options: MeasureOptions): Pr
     peakRssMb: processes[0]?.peakRssMb ?? 0,
     processes,
     notes: options.notes ?? []
+  }
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] ?? 0 : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
+/** A row measured in several rounds: medians of req/s and percentiles, sums of counts, the highest peak. */
+export function combine (runs: Row[]): Row {
+  const [first] = runs
+  if (!first) throw new Error('no runs to combine')
+  if (runs.length === 1) return first
+  const statusCounts: Record<string, number> = {}
+  for (const run of runs) for (const [status, count] of Object.entries(run.statusCounts)) statusCounts[status] = (statusCounts[status] ?? 0) + count
+  const requests = runs.reduce((sum, run) => sum + run.requests, 0)
+  const processes = first.processes.map((p, index) => ({
+    name: p.name,
+    cpuMs: runs.reduce((sum, run) => sum + (run.processes[index]?.cpuMs ?? 0), 0),
+    peakRssMb: Math.max(...runs.map((run) => run.processes[index]?.peakRssMb ?? 0))
+  }))
+  return {
+    ...first,
+    rps: median(runs.map((run) => run.rps)),
+    rounds: runs.map((run) => Math.round(run.rps)),
+    requests,
+    latencyMs: {
+      p50: median(runs.map((run) => run.latencyMs.p50)),
+      p99: median(runs.map((run) => run.latencyMs.p99)),
+      max: Math.max(...runs.map((run) => run.latencyMs.max))
+    },
+    statusCounts,
+    unexpected: runs.reduce((sum, run) => sum + run.unexpected, 0),
+    cpuUsPerRequest: requests > 0 ? processes.reduce((sum, p) => sum + p.cpuMs, 0) * 1000 / requests : 0,
+    peakRssMb: processes[0]?.peakRssMb ?? 0,
+    processes,
+    notes: [...new Set(runs.flatMap((run) => run.notes))]
   }
 }
 
