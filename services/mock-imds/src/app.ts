@@ -35,6 +35,10 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
     routerOptions: { ignoreTrailingSlash: true },
     // Request ids double as the correlation ids of error bodies, which Azure makes GUIDs.
     genReqId: () => randomUUID(),
+    // A URL the router cannot even decode ("/%ZZ") gets the same JSON error as everything else.
+    frameworkErrors: (error, _request, reply) => {
+      sendJson(reply, 400, { error: 'invalid_request', error_description: error.message })
+    },
     ...options
   })
   // IMDS at its real address through HTTP_PROXY: the SDK then sends the absolute URL
@@ -44,6 +48,16 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(request.originalUrl) && !imdsOrigin.test(request.originalUrl)) {
       return sendJson(reply, 404, { error: 'not_found', error_description: 'As a proxy, mock-imds only answers for IMDS at http://169.254.169.254.' })
     }
+  })
+  // Whatever goes wrong outside the routes' own answers still gets a JSON error in IMDS's shape.
+  app.setNotFoundHandler(async (request, reply) =>
+    sendJson(reply, 404, { error: 'not_found', error_description: `No such endpoint: ${request.method} ${request.url.split('?')[0]}` }))
+  app.setErrorHandler(async (error: { statusCode?: number, message: string }, request, reply) => {
+    const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500
+    if (status === 500) request.log.error({ err: error }, 'request failed')
+    return sendJson(reply, status, status === 500
+      ? { error: 'server_error', error_description: 'An internal error occurred.' }
+      : { error: 'invalid_request', error_description: error.message })
   })
   app.decorate('issuer', issuer)
   app.decorate('faults', faults)

@@ -46,3 +46,21 @@ test('any query and headers: Azure\'s error or a token for an allowed identity a
     assert.ok(principals.has(decodePayload(body.access_token).oid as string))
   }), { numRuns: 400 })
 })
+
+test('unknown paths and URLs the router cannot decode: JSON errors too', async () => {
+  for (const [url, status] of [['/nope', 404], ['/metadata/identity/oauth2/token/extra', 404], ['/%ZZ/discovery/keys', 400]] as const) {
+    const response = await app.inject({ url, headers: { metadata: 'true' } })
+    assert.equal(response.statusCode, status, url)
+    assert.equal(response.headers['content-type'], 'application/json; charset=utf-8')
+    assert.deepEqual(Object.keys(response.json()), ['error', 'error_description'])
+  }
+})
+
+test('any path: never a crash, always JSON', async () => {
+  await fc.assert(fc.asyncProperty(fc.webPath(), fc.constantFrom('GET', 'POST', 'DELETE'), async (path, method) => {
+    const response = await app.inject({ method, url: path || '/' })
+    assert.ok(response.statusCode < 500, `${method} ${path}: ${response.statusCode}`)
+    if (path.startsWith('/metrics') && response.statusCode === 200) return
+    assert.match(String(response.headers['content-type']), /^application\/json/)
+  }), { numRuns: 200 })
+})
