@@ -7,7 +7,7 @@ export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 
 export const inCI = process.env.CI === 'true'
 
-export const HOW_TO_RUN = 'run scripts/ci/install-container-tools.sh (as root) or set CI=true'
+export const HOW_TO_RUN = 'run scripts/ci/install-container-tools.sh (as root, it installs the tools and starts dockerd), then npm run test:containers; under CI=true this is a failure'
 
 export interface RunResult {
   code: number | null
