@@ -8,9 +8,11 @@ import { ManagedIdentityTokenProvider } from '../src/identity/token-provider.ts'
 import { tenant } from './helpers.ts'
 
 // The 24 h token path, in process: the real SDK against a real mock-imds, with a clock that jumps
-// through the day. MSAL reads the clock through `new Date()`, mock-imds through Date.now(), so
+// through two days. MSAL reads the clock through `new Date()`, mock-imds through Date.now(), so
 // Date itself is replaced (this file runs in its own process under node --test). The SDK freezes
-// its endpoint per process: this file uses one mock-imds, IMDS flavour.
+// its endpoint per process, and with it the HTTP client of the first credential that asked for a
+// token (measured: a second credential's requests go through the first one's client). So this
+// file has one mock-imds (IMDS flavour), one provider, and one timeline.
 
 let offsetMs = 0
 const RealDate = Date
@@ -28,7 +30,7 @@ const hours = (h: number) => { offsetMs = h * 3_600_000 }
 
 let mock: FastifyInstance
 before(async () => {
-  mock = await buildApp(readConfig({ LOG_LEVEL: 'silent' }))
+  mock = await buildApp(readConfig({ LOG_LEVEL: 'silent', MOCK_IMDS_ADMIN_PORT: '0' }))
   process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = await mock.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
@@ -42,12 +44,10 @@ async function tokenRequests (): Promise<number> {
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0)
 }
 
-const silent = { debug () {}, info () {}, warn () {}, error () {} }
-const events: string[] = []
-
-function provider (scope: string) {
-  return new ManagedIdentityTokenProvider({
-    source: new IdentityEndpoint({ scope, selector: { kind: 'system' }, attemptTimeoutMs: 2000 }),
+test('a 24 h token through the SDK\'s cache: half-life refresh, an endpoint that caches, a swallowed error, the margin', async (t) => {
+  const events: string[] = []
+  const tokens = new ManagedIdentityTokenProvider({
+    source: new IdentityEndpoint({ scope: tenant.apiScope, selector: { kind: 'system' }, attemptTimeoutMs: 2000 }),
     settings: {
       acquisitionDeadlineMs: 5000,
       waitTimeoutMs: 5000,
@@ -63,51 +63,59 @@ function provider (scope: string) {
       acquisitionFinished: (result) => events.push(`acquisition:${result}`),
       refreshFailed: () => events.push('refresh-failed')
     },
-    log: silent
+    log: { debug () {}, info () {}, warn () {}, error () {} }
   })
-}
-
-test('past the SDK\'s half-life, the SDK fetches but returns the old token: the provider reads the new one from the SDK\'s cache', async (t) => {
-  hours(0)
-  const tokens = provider(tenant.apiScope)
   t.after(() => tokens.close())
-  const first = await tokens.getToken()
-  assert.equal(await tokenRequests(), 1)
-  assert.equal(await tokens.getToken(), first, 'served from the held token')
+  const refreshFailures = () => events.filter((e) => e === 'refresh-failed').length
+
+  hours(0)
+  const a = await tokens.getToken()
+  assert.equal(await tokens.getToken(), a, 'served from the held token')
   assert.equal(await tokenRequests(), 1)
 
-  // 13 h later an endpoint that does not cache would issue a new token: mock-imds forgets its own.
-  hours(13)
-  ;(mock.issuer as unknown as { clearTokenCache: () => void }).clearTokenCache()
-  const renewed = await tokens.getToken({ forceRefresh: true })
-  assert.notEqual(renewed, first, 'the new token, not the old one the SDK returned first')
-  assert.equal(await tokenRequests(), 2, 'one request: the second read came from the SDK\'s cache')
-  assert.ok(tokens.expiresInSeconds() > 23 * 3600)
-})
+  await t.test('past the SDK\'s half-life, an endpoint that caches (as IMDS does) hands back the same token', async () => {
+    hours(13)
+    assert.equal(await tokens.getToken({ forceRefresh: true }), a)
+    assert.equal(await tokenRequests(), 2, 'the SDK fetched once; reading its cache again was free')
+  })
 
-test('an endpoint that caches (as IMDS does) renews only in the last 5 minutes, before the caller\'s margin', async (t) => {
-  // Another resource, so that neither the SDK's cache nor mock-imds's holds a token for it yet.
-  hours(0)
-  const scope = `${tenant.apiClientId}/.default`
-  const tokens = provider(scope)
-  t.after(() => tokens.close())
-  const before = await tokenRequests()
-  const first = await tokens.getToken()
+  let b = ''
+  await t.test('when the endpoint does issue a new token, the SDK returns the old one: the provider reads the new one from the SDK\'s cache', async () => {
+    // The SDK's next refresh point is now half of the remaining 11 h away: 18.5 h.
+    hours(19)
+    ;(mock.issuer as unknown as { clearTokenCache: () => void }).clearTokenCache()
+    b = await tokens.getToken({ forceRefresh: true })
+    assert.notEqual(b, a)
+    assert.equal(await tokenRequests(), 3, 'one request for the new token')
+  })
 
-  hours(13)
-  assert.equal(await tokens.getToken({ forceRefresh: true }), first, 'mock-imds still serves its cached token')
-  assert.equal(await tokenRequests(), before + 2, 'the SDK fetched once past its half-life; the re-read was free')
+  await t.test('an HTTP error the SDK swallows during its own refresh counts as a failed refresh; the token stays', async () => {
+    hours(32) // past b's SDK refresh point (19 h + 12 h)
+    const fault = await mock.admin!.inject({ method: 'POST', url: '/admin/faults', payload: { target: 'imds', mode: 'status', status: 500, count: 1 } })
+    assert.equal(fault.statusCode, 201)
+    // The SDK resolves with its cached token although its refresh got a 500: only the recorded
+    // exchange shows the failure, and the provider retries.
+    assert.equal(await tokens.getToken({ forceRefresh: true }), b)
+    assert.equal(refreshFailures(), 1)
+    assert.equal(await tokenRequests(), 5, 'the 500, then the retry')
+  })
 
-  hours(23.95) // 3 minutes left: inside the SDK's 5-minute window, outside the caller's 2-minute margin
-  assert.equal(await tokens.getToken(), first, 'still fresh for the caller: no request')
-  assert.equal(tokens.readiness(), null)
-  const renewed = await tokens.getToken({ forceRefresh: true })
-  assert.notEqual(renewed, first)
-  assert.equal(await tokenRequests(), before + 3)
+  let c = ''
+  await t.test('the SDK renews in its last 5 minutes, while the token is still fresh for the caller', async () => {
+    hours(42.95) // 3 minutes before b expires (at 43 h): outside the caller's 2-minute margin
+    assert.equal(await tokens.getToken(), b, 'fresh: no request')
+    assert.equal(tokens.readiness(), null)
+    c = await tokens.getToken({ forceRefresh: true })
+    assert.notEqual(c, b)
+    assert.equal(await tokenRequests(), 6)
+  })
 
-  hours(47.94) // the renewed token (issued at 23.95 h), 36 s before its expiry: inside the margin, so requests wait for a new one
-  assert.match(tokens.readiness() ?? '', /expires in 3\d s/)
-  assert.notEqual(await tokens.getToken(), renewed)
-  assert.equal(await tokenRequests(), before + 4)
-  assert.equal(events.filter((e) => e === 'refresh-failed').length, 0)
+  await t.test('inside the margin the token is no longer handed out: requests wait for a new one', async () => {
+    hours(66.94) // 36 s before c expires (issued at 42.95 h)
+    assert.match(tokens.readiness() ?? '', /expires in 3\d s/)
+    const d = await tokens.getToken()
+    assert.notEqual(d, c)
+    assert.equal(await tokenRequests(), 7)
+    assert.equal(refreshFailures(), 1)
+  })
 })

@@ -35,6 +35,10 @@ export interface IdentityEndpointOptions {
  *   response's status and Retry-After, which the SDK's errors do not carry.
  * The SDK still builds the requests (IMDS, the identity endpoint of Container Apps and App Service,
  * or AKS workload identity), parses the answers and caches tokens.
+ *
+ * One per process: MSAL keeps the endpoint it picked in a static, together with the HTTP client
+ * of the credential that made the process's first token request, so a second credential's
+ * requests would go through the first one's client (measured), timeout and bookkeeping included.
  */
 export class IdentityEndpoint {
   readonly #credential: ManagedIdentityCredential
