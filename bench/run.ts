@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { startIssuerServer, TokenMint, targetEnv, writeTokens } from './lib/issuer.ts'
+import { startIssuerServer, TokenMint, targetEnv, writeTokens, type IssuerServer } from './lib/issuer.ts'
 import { LoadGenerator } from './lib/load.ts'
 import { readMetrics, startTarget, sumMetric } from './lib/processes.ts'
 import { markdown, type BenchResults, type Burst, type Target } from './lib/report.ts'
@@ -48,6 +48,8 @@ try {
     expired: writeTokens(join(work, 'expired.json'), mint.tokens('expired', settings.invalidTokens)),
     randomKid: writeTokens(join(work, 'random-kid.json'), mint.tokens('randomKid', settings.floodTokens))
   }
+  // One issuer server per target (same key, same documents), so that each one's JWKS fetches are
+  // counted apart: a flooded peer's late fetches must not be charged to the next row.
   const issuer = await startIssuerServer({ keys: [mint.key.jwk] })
   stops.push(() => issuer.close())
   const cooldown = await apiCooldown()
@@ -58,6 +60,8 @@ try {
     ['peer-fastify-jwt.ts', 'Fastify + @fastify/jwt + get-jwks'],
     ['peer-jose.ts', 'Fastify + jose']
   ] as const
+  const peerIssuers = await Promise.all(peers.map(() => startIssuerServer({ keys: [mint.key.jwk] })))
+  for (const peerIssuer of peerIssuers) stops.push(() => peerIssuer.close())
 
   log('starting every target')
   // Every target starts before the first row and stays up: rows run interleaved, round after round.
@@ -65,7 +69,7 @@ try {
     startTarget('bare-api.ts', {}).then(track),
     startApi(issuer.url).then(track),
     startMockImds().then(track),
-    ...peers.map(([file]) => startTarget(file, targetEnv(issuer.url)).then(track))
+    ...peers.map(([file], index) => startTarget(file, targetEnv((peerIssuers[index] ?? issuer).url)).then(track))
   ])
   const [apiForCaller, bareApi] = await Promise.all([startApi(mock.url).then(track), startTarget('bare-api.ts', {}).then(track)])
   const [caller, bareCaller] = await Promise.all([
@@ -132,15 +136,15 @@ try {
   if (cacheHits !== null) row('3')?.notes.push(`verified-token cache hits during the row: ${cacheHits}`)
 
   // Floods last and once: they change what they measure (a cooldown, once started, stays started).
-  const flood = async (id: string, name: string, target: { url: string, processes: Array<{ name: string, pid: number }> }) => {
+  const flood = async (id: string, name: string, target: { url: string, processes: Array<{ name: string, pid: number }> }, counter: IssuerServer) => {
     log(`flood: ${name}`)
-    const fetchesBefore = issuer.counts.jwks
+    const fetchesBefore = counter.counts.jwks
     const started = Date.now()
     const result = await measure(load, { ...common, id, name, url: target.url, path: '/claims', expectStatus: 401, processes: target.processes, tokensFile: files.randomKid })
-    result.jwksFetches = issuer.counts.jwks - fetchesBefore
+    result.jwksFetches = counter.counts.jwks - fetchesBefore
     return { result, seconds: (Date.now() - started) / 1000 }
   }
-  const apiFlood = await flood('4c', 'api, random-kid flood', apiTarget)
+  const apiFlood = await flood('4c', 'api, random-kid flood', apiTarget, issuer)
   apiFlood.result.allowedJwksFetches = Math.floor(apiFlood.seconds * 1000 / Math.max(cooldown.ms, 1)) + 1
   apiFlood.result.notes.push(`cooldown: ${cooldown.note}`)
   compare(apiFlood.result, row('1'))
@@ -148,7 +152,7 @@ try {
   if (!settings.quick) {
     for (const [index, peer] of peerTargets.entries()) {
       const id = `5${'abc'[index] ?? ''}3`
-      const { result } = await flood(id, `${peers[index]?.[1] ?? ''}, random-kid flood`, { url: peer.url, processes: [peer] })
+      const { result } = await flood(id, `${peers[index]?.[1] ?? ''}, random-kid flood`, { url: peer.url, processes: [peer] }, peerIssuers[index] ?? issuer)
       compare(result, apiFlood.result)
       rows.splice(rows.findIndex((r) => r.id === `5${'abc'[index] ?? ''}2`) + 1, 0, result)
     }
