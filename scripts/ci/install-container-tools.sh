@@ -3,7 +3,7 @@
 #   docker.io (dockerd 20.10, containerd, runc), docker-compose 1.29 (Compose v1, Python),
 #   debootstrap (scripts/ci/make-base-images.sh builds node:24-bookworm-slim with it, as no
 #   registry can be reached here), prometheus (promtool; its binary also goes into the stand-in
-#   prom/prometheus image) and yamllint.
+#   prom/prometheus image), yamllint and shellcheck.
 # dockerd is started in the background when `docker info` does not answer, and left running for the
 # tests (which leave no container behind). Its log: $DOCKERD_LOG (default /var/log/msi-pair-dockerd.log).
 # Idempotent: each step checks before it acts.
@@ -22,6 +22,7 @@ install_apt_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v yamllint >/dev/null || missing+=(yamllint)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
   if [ "${#missing[@]}" -eq 0 ]; then
     log "apt tools already present"
     return

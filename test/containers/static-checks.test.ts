@@ -191,6 +191,21 @@ describe('Grafana dashboard', () => {
   })
 })
 
+describe('shell scripts', () => {
+  const scripts = ['scripts/ci/install-container-tools.sh', 'scripts/ci/make-base-images.sh']
+
+  test('shellcheck passes the CI scripts and fails an unquoted expansion', async (t) => {
+    if (!needTool(t, await commandWorks('shellcheck', ['--version']), 'shellcheck')) return
+    const clean = await run('shellcheck', scripts)
+    assert.equal(clean.code, 0, clean.stdout + clean.stderr)
+    const broken = join(scratch, 'broken.sh')
+    await writeFile(broken, (await readFile(join(repoRoot, scripts[1]!), 'utf8')).replace('rm -rf "$work"\n  trap - EXIT', 'rm -rf $work\n  trap - EXIT'))
+    const result = await run('shellcheck', [broken])
+    assert.equal(result.code, 1)
+    assert.match(result.stdout, /SC2086/)
+  })
+})
+
 describe('yamllint', () => {
   const yamllint = async (...args: string[]) => {
     // The repository's shared config; yamllint's relaxed preset where it is not there yet.
