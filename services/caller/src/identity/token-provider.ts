@@ -204,7 +204,8 @@ export class ManagedIdentityTokenProvider {
           this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
           throw failure
         }
-        this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), err: failure }, 'managed identity token: attempt failed, retrying')
+        // Expected while the endpoint recovers: the message, without a stack per attempt.
+        this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), error: failure.message }, 'managed identity token: attempt failed, retrying')
         await sleep(delayMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
         if (this.#closing.signal.aborted) throw failure
       }
