@@ -20,7 +20,7 @@ const { values: args } = parseArgs({
   options: {
     minutes: { type: 'string', default: '10' },
     'sample-seconds': { type: 'string', default: '10' },
-    'token-lifetime': { type: 'string', default: '120' },
+    'token-lifetime': { type: 'string', default: '60' },
     load: { type: 'string', default: '0.7' },
     out: { type: 'string' }
   }
@@ -152,8 +152,8 @@ try {
   const settleS = Math.min(20, durationS * 0.1)
 
   const started = Date.now()
-  // Token faults come after the caller's first refresh point (half of a 120 s token's life in a
-  // 3 min run), so that they meet real token requests; each rotation is followed, once the api has
+  // Tokens live 60 s by default, so the caller asks for one every minute or so and the token faults
+  // meet real token requests (mock_imds_token_requests_total by status shows it); each rotation is followed, once the api has
   // re-read the JWKS, by mock-imds forgetting its cached tokens, so that new ones carry the new kid.
   at(0.20, 'keys rotated', rotate)
   at(0.20, 'mock-imds token cache cleared', forgetTokens, settleS)
