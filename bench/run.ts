@@ -65,8 +65,9 @@ try {
 
   log('starting every target')
   // Every target starts before the first row and stays up: rows run interleaved, round after round.
-  const [bare, api, mock, ...peerTargets] = await Promise.all([
+  const [bare, bareWithMetrics, api, mock, ...peerTargets] = await Promise.all([
     startTarget('bare-api.ts', {}).then(track),
+    startTarget('bare-api.ts', { BARE_METRICS: '1', BARE_BODY: JSON.stringify(mint.claims()) }).then(track),
     startApi(issuer.url).then(track),
     startMockImds().then(track),
     ...peers.map(([file], index) => startTarget(file, targetEnv((peerIssuers[index] ?? issuer).url)).then(track))
@@ -95,6 +96,17 @@ try {
   const specs: Array<MeasureOptions & { baseline?: string, around?: () => Promise<() => Promise<void>> }> = [
     // The same Authorization header as rows 2-3, which the bare app ignores: only the auth work differs.
     { ...common, id: '1', name: 'limit: bare Fastify, one JSON route', url: bare.url, path: '/claims', expectStatus: 200, processes: [bare], tokensFile: files.one },
+    {
+      ...common,
+      id: '1b',
+      name: 'diagnostic: row 1 + the services\' metrics plugin, answering a claims-sized JSON',
+      url: bareWithMetrics.url,
+      path: '/claims',
+      expectStatus: 200,
+      processes: [bareWithMetrics],
+      tokensFile: files.one,
+      baseline: '1'
+    },
     { ...common, ...apiTarget, id: '2', name: 'api /claims, one token reused', expectStatus: 200, tokensFile: files.one, baseline: '1' },
     { ...common, ...apiTarget, id: '3', name: `api /claims, a different token every request (${settings.uniqueTokens} cycled)`, expectStatus: 200, tokensFile: files.unique, baseline: '1', around: countCacheHits },
     { ...common, ...apiTarget, id: '4a', name: 'api, bad signature', expectStatus: 401, tokensFile: files.badSignature, baseline: '1' },

@@ -32,7 +32,7 @@ before(async () => {
 
 after(() => { rmSync(out, { recursive: true, force: true }) })
 
-const expectedRows = ['1', '2', '3', '4a', '4b', '4c', '5a1', '5a2', '5b1', '5b2', '5c1', '5c2', '6a', '6b']
+const expectedRows = ['1', '1b', '2', '3', '4a', '4b', '4c', '5a1', '5a2', '5b1', '5b2', '5c1', '5c2', '6a', '6b']
 
 test('every row was measured, with sane numbers', () => {
   assert.deepEqual(results.rows.map((row) => row.id), expectedRows)
