@@ -221,7 +221,7 @@ try {
       loadavgBefore: loadBefore,
       loadavgAfter: loadAfter,
       note: loadBefore[0] as number > 0.5
-        ? 'The machine was busy with other work during the run (see the load average): compare ratios within this run, not absolute figures across runs.'
+        ? `The machine was not idle (1-min load average ${loadBefore[0]} on ${machine().cpus} cores at the start; it was shared with other work): compare ratios within this run, not absolute figures across runs.`
         : 'Ratios within this run are the result; absolute figures move from run to run and machine to machine.',
       settings,
       cooldown: cooldown.note
