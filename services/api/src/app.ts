@@ -36,7 +36,8 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
     tenants: config.AUTH_TENANT_ID,
     audiences: config.AUTH_AUDIENCE,
     versions: config.AUTH_ACCEPTED_TOKEN_VERSIONS,
-    maxTokenBytes: config.AUTH_MAX_TOKEN_BYTES
+    maxTokenBytes: config.AUTH_MAX_TOKEN_BYTES,
+    acceptedCache: { size: config.AUTH_TOKEN_CACHE_SIZE, ttlMs: config.AUTH_TOKEN_CACHE_TTL_MS, clockToleranceMs: CLOCK_SKEW_MS }
   })
   await app.register(claimsRoutes, { roles: config.AUTH_REQUIRED_ROLES })
   return app

@@ -25,6 +25,7 @@ export interface AuthenticateOptions {
   audiences: string[]
   versions: TokenVersion[]
   maxTokenBytes: number
+  acceptedCache?: { size: number, ttlMs: number, clockToleranceMs: number }
 }
 
 const resultOf = (status: Rejection['status']): AuthResult =>
