@@ -237,6 +237,11 @@ describe('claims', () => {
     const json = JSON.stringify(claims).replace('{', '{"aud":"99999999-9999-4999-9999-999999999999",')
     return check(bearer(signRaw(header(), json, entra.privateKey)), rejected('invalid_claim'))
   })
+  test('31b: a duplicate spelled with a JSON escape ("a\\u0075d" is "aud") is still a duplicate', () => {
+    const json = JSON.stringify(appClaims()).replace('{', '{"a\\u0075d":"99999999-9999-4999-9999-999999999999",')
+    assert.match(json, /"a\\u0075d"/)
+    return check(bearer(signRaw(header(), json, entra.privateKey)), rejected('invalid_claim'))
+  })
   test('32: case-variant duplicates (tid and TID)', () =>
     check(bearer(mint(entra, appClaims({ TID: OTHER_TENANT }))), rejected('invalid_claim')))
   test('required claims of the right type: oid, azp, roles, iat', async () => {

@@ -181,7 +181,11 @@ function topLevelNames (json: string): string[] {
       if (depth === 1) {
         let next = end + 1
         while (/\s/.test(json[next] ?? '')) next++
-        if (json[next] === ':') names.push(JSON.parse(json.slice(i, end + 1)) as string)
+        // Only a name with an escape needs JSON.parse to be read; the rest are their own text.
+        if (json[next] === ':') {
+          const raw = json.slice(i + 1, end)
+          names.push(raw.includes('\\') ? JSON.parse(`"${raw}"`) as string : raw)
+        }
       }
       i = end
     } else if (c === 0x7b || c === 0x5b) {
