@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { stopChild } from '../../scripts/lib/processes.ts'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -53,12 +54,7 @@ export async function startTarget (file: string, env: Record<string, string>, ti
     url: `http://127.0.0.1:${port}`,
     pid: child.pid as number,
     logs,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    }
+    stop: () => stopChild(child)
   }
 }
 

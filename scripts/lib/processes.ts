@@ -69,13 +69,16 @@ export async function startService (name: ServiceName, options: StartOptions = {
     url: `http://127.0.0.1:${port}`,
     child,
     logs,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = once(child, 'exit')
-      child.kill('SIGTERM')
-      await exited
-    }
+    stop: () => stopChild(child)
   }
+}
+
+/** SIGTERM, then wait for the exit (a no-op for a child that already exited). */
+export async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  await exited
 }
 
 async function pollHealth (port: number, timeoutMs: number): Promise<number> {

@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
-import { KeyStore, type VerifierSettings } from '../auth/jwks.ts'
-import type { TokenVersion } from '../config.ts'
+import { KeyStore, type KeyStoreOptions } from '../auth/jwks.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,16 +7,8 @@ declare module 'fastify' {
   }
 }
 
-export interface KeyStorePluginOptions {
-  authorityHost: string
-  tenants: string[]
-  versions: TokenVersion[]
-  verifier: VerifierSettings
-  refreshIntervalMs: number
-  cooldownMs: number
-  timeoutMs: number
-  retryMaxMs: number
-}
+/** The key store's settings; the plugin supplies the logger and the metrics hook itself. */
+export type KeyStorePluginOptions = Omit<KeyStoreOptions, 'log' | 'onFetch'>
 
 /**
  * The tenants' signing keys, loaded before the app is ready. The first attempt per tenant is awaited
