@@ -4,18 +4,7 @@
 # Idempotent: does nothing when promtool is already on PATH.
 # Usage: sudo scripts/ci/install-api-tools.sh
 set -euo pipefail
+# shellcheck source=scripts/ci/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
-log() { printf 'install-api-tools: %s\n' "$*"; }
-
-if command -v promtool >/dev/null; then
-  log "promtool already present ($(promtool --version 2>&1 | head -n 1))"
-  exit 0
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-log "apt-get install prometheus (for promtool)"
-# An up-to-date index first: CI images often ship without one.
-apt-get update -qq
-# policy-rc.d on CI images keeps the prometheus service from starting; only promtool is needed.
-apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-log "promtool installed ($(promtool --version 2>&1 | head -n 1))"
+apt_install_missing install-api-tools promtool=prometheus

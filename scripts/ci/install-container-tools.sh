@@ -9,6 +9,8 @@
 # Idempotent: each step checks before it acts.
 # Usage: sudo scripts/ci/install-container-tools.sh
 set -euo pipefail
+# shellcheck source=scripts/ci/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/msi-pair-dockerd.log}"
 DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
@@ -16,23 +18,8 @@ DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
 log() { printf 'install-container-tools: %s\n' "$*"; }
 
 install_apt_tools() {
-  local missing=()
-  [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
-  command -v docker-compose >/dev/null || missing+=(docker-compose)
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  command -v promtool >/dev/null || missing+=(prometheus)
-  command -v yamllint >/dev/null || missing+=(yamllint)
-  command -v shellcheck >/dev/null || missing+=(shellcheck)
-  if [ "${#missing[@]}" -eq 0 ]; then
-    log "apt tools already present"
-    return
-  fi
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # Without recommends docker.io still brings containerd, runc, tini and iptables (all it needs);
-  # policy-rc.d on CI machines keeps the packaged services from starting, so dockerd is started below.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install_missing install-container-tools /usr/sbin/dockerd=docker.io docker-compose=docker-compose \
+    debootstrap=debootstrap promtool=prometheus yamllint=yamllint shellcheck=shellcheck
 }
 
 # The docker CLI that answers: a preinstalled newer client may come first in PATH; both talk to dockerd.

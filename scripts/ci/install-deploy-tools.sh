@@ -7,6 +7,8 @@
 # Idempotent and fast when everything is already there: each step checks before it acts.
 # Usage: sudo scripts/ci/install-deploy-tools.sh      (BICEP_VERSION=0.49.2 by default)
 set -euo pipefail
+# shellcheck source=scripts/ci/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 BICEP_VERSION="${BICEP_VERSION:-0.49.2}"
 TOOLS_DIR="${MSI_PAIR_TOOLS_DIR:-/opt/msi-pair-tools}"
@@ -15,21 +17,9 @@ BICEP_LINK="${BICEP_LINK:-/usr/local/bin/bicep}"
 log() { printf 'install-deploy-tools: %s\n' "$*"; }
 
 install_apt_tools() {
-  local missing=()
-  command -v shellcheck >/dev/null || missing+=(shellcheck)
-  command -v yamllint >/dev/null || missing+=(yamllint)
-  command -v cloud-init >/dev/null || missing+=(cloud-init)
-  command -v promtool >/dev/null || missing+=(prometheus)
-  command -v jq >/dev/null || missing+=(jq) # used by deploy/entra/register-api.sh
-  if [ "${#missing[@]}" -eq 0 ]; then
-    log "apt tools already present"
-    return
-  fi
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # policy-rc.d on CI images keeps the prometheus service from starting; we only need promtool.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # jq: used by deploy/entra/register-api.sh
+  apt_install_missing install-deploy-tools shellcheck=shellcheck yamllint=yamllint cloud-init=cloud-init \
+    promtool=prometheus jq=jq
 }
 
 bicep_installed_version() {
