@@ -4,7 +4,7 @@
 # Idempotent: does nothing when promtool is already on PATH.
 # Usage: sudo scripts/ci/install-api-tools.sh
 set -euo pipefail
-# shellcheck source=scripts/ci/apt.sh
+# shellcheck source=apt.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 apt_install_missing install-api-tools promtool=prometheus

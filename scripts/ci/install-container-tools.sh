@@ -9,7 +9,7 @@
 # Idempotent: each step checks before it acts.
 # Usage: sudo scripts/ci/install-container-tools.sh
 set -euo pipefail
-# shellcheck source=scripts/ci/apt.sh
+# shellcheck source=apt.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 DOCKERD_LOG="${DOCKERD_LOG:-/var/log/msi-pair-dockerd.log}"

@@ -7,7 +7,7 @@
 # Idempotent and fast when everything is already there: each step checks before it acts.
 # Usage: sudo scripts/ci/install-deploy-tools.sh      (BICEP_VERSION=0.49.2 by default)
 set -euo pipefail
-# shellcheck source=scripts/ci/apt.sh
+# shellcheck source=apt.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 BICEP_VERSION="${BICEP_VERSION:-0.49.2}"
