@@ -1,56 +1,11 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
+import { run, type RunOptions, type RunResult } from '../helpers/run.ts'
 
-/** The repository root: every command runs there, as a user would. */
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+export { repoRoot, run, type RunOptions, type RunResult } from '../helpers/run.ts'
 
 export const inCI = process.env.CI === 'true'
 
 export const HOW_TO_RUN = 'run scripts/ci/install-container-tools.sh (as root, it installs the tools and starts dockerd), then npm run test:containers; under CI=true this is a failure'
-
-export interface RunResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-export interface RunOptions {
-  cwd?: string
-  env?: Record<string, string | undefined>
-  timeoutMs?: number
-  /** Where stdout/stderr also go as they arrive (build logs are long; keep them out of memory-only buffers). */
-  onOutput?: (chunk: string) => void
-}
-
-/** Runs a command without a shell; a command that outlives timeoutMs is killed and reported, never awaited forever. */
-export function run (command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const timeoutMs = options.timeoutMs ?? 60_000
-  return new Promise((resolve) => {
-    let stdout = ''
-    let stderr = ''
-    let timedOut = false
-    const child = spawn(command, args, {
-      cwd: options.cwd ?? repoRoot,
-      env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const timer = setTimeout(() => {
-      timedOut = true
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; options.onOutput?.(chunk) })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; options.onOutput?.(chunk) })
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({ code: null, stdout, stderr: `${stderr}${error.message}` })
-    })
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr: timedOut ? `${stderr}\n(killed after ${timeoutMs} ms)` : stderr })
-    })
-  })
-}
 
 /** Throws with the command's output when it did not exit 0. */
 export async function runOk (command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {

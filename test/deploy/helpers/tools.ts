@@ -1,13 +1,15 @@
 // Shared helpers for the deploy checks: locate real tools, run them, and skip or fail when absent.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..')
+import { repoRoot, type RunResult } from '../../helpers/run.ts'
+
+// One way to run a tool asynchronously for every system-tool test (timeouts included).
+export { repoRoot, run, type RunResult } from '../../helpers/run.ts'
 export const deployDir = path.join(repoRoot, 'deploy')
 
 const extraDirs = ['/usr/local/bin', '/usr/bin', '/bin']
@@ -42,35 +44,16 @@ export function requireTool (t: TestContext, name: string): string | undefined {
   return undefined
 }
 
-export interface RunResult {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-export interface RunOptions {
+export interface RunSyncOptions {
   cwd?: string
   env?: NodeJS.ProcessEnv
   input?: string
 }
 
-export function runSync (cmd: string, args: string[], opts: RunOptions = {}): RunResult {
+export function runSync (cmd: string, args: string[], opts: RunSyncOptions = {}): RunResult {
   const r = spawnSync(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, input: opts.input, encoding: 'utf8' })
   if (r.error !== undefined) throw r.error
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
-}
-
-export function run (cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(opts.input ?? '')
-  })
 }
 
 /** Every file under dir (recursively) whose name matches, sorted, skipping node_modules. */
