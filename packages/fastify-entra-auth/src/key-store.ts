@@ -1,12 +1,12 @@
 import { createPublicKey } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
-import type { TokenVersion } from '../config.ts'
+import type { TokenVersion } from './token-validation.ts'
 
 /*
  * Entra signing keys per tenant and token version, kept the way Microsoft's own ConfigurationManager
  * keeps them (shared/research/entra-token-validation.md §1.5, §2.6).
  *
- * Why not get-jwks, which the issue names for keys: we measured (services/api/README.md, "get-jwks")
+ * Why not get-jwks, which the issue names for keys: we measured (package README, "Why not get-jwks")
  * that its documented timeout is ignored since it moved to fetch (a 4 s endpoint with timeout: 1000
  * resolved after 4059 ms), that every unknown kid costs a JWKS fetch (no cooldown, no single-flight
  * across kids), that it caches single JWKs by (alg, kid, domain) so it can never tell that a key

@@ -1,7 +1,7 @@
-import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram } from 'prom-client'
-import { REASONS, type Reason } from '../auth/token-validation.ts'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { REASONS, type Reason } from './token-validation.ts'
 
+/** The result label of auth_requests_total. */
 export type AuthResult = 'accepted' | 'rejected' | 'forbidden' | 'unavailable'
 
 export interface AuthMetrics {
@@ -10,12 +10,6 @@ export interface AuthMetrics {
   jwksFetch: (tenant: string, result: 'success' | 'failure') => void
   /** Read at scrape time: keys per tenant and when each tenant's keys were last fetched (ms). */
   watchKeys: (source: { tenants: string[], keyCount: (tenant: string) => number, lastSuccess: (tenant: string) => number | undefined }) => void
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    authMetrics: AuthMetrics
-  }
 }
 
 /** Which result each reason can come with, so that every valid series exists from the first scrape. */
@@ -40,11 +34,12 @@ const RESULTS_BY_REASON: Record<Reason, AuthResult> = {
 }
 
 /**
- * The api's authentication metrics (names and labels are a fixed contract: see the briefing).
- * Labels carry only fixed values and configured tenant ids: never a token, subject or client id.
+ * Registers the authentication metrics on `registry` (names and labels are a fixed contract: see the
+ * README, "Metrics"). Labels carry only fixed values and configured tenant ids: never a token, subject
+ * or client id. Throws prom-client's "already registered" error if the registry has them already.
  */
-export const authMetricsPlugin = fp(async (fastify) => {
-  const registers = [fastify.metrics]
+export function createAuthMetrics (registry: Registry): AuthMetrics {
+  const registers = [registry]
   const requests = new Counter({
     name: 'auth_requests_total',
     help: 'Authentication decisions on protected routes, by result and reason.',
@@ -104,7 +99,7 @@ export const authMetricsPlugin = fp(async (fastify) => {
     }
   })
 
-  fastify.decorate('authMetrics', {
+  return {
     record (result, reason, seconds, fromCache) {
       requests.inc({ result, reason })
       duration.observe(seconds)
@@ -120,5 +115,5 @@ export const authMetricsPlugin = fp(async (fastify) => {
         refreshes.inc({ tenant, result: 'failure' }, 0)
       }
     }
-  } satisfies AuthMetrics)
-}, { name: 'auth-metrics', fastify: '5.x', dependencies: ['metrics'] })
+  }
+}

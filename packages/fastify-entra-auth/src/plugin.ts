@@ -1,13 +1,13 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { register as globalRegistry } from 'prom-client'
+import { KeyStore } from './key-store.ts'
+import { createAuthMetrics, type AuthResult } from './metrics.ts'
+import { resolveOptions, type FastifyEntraAuthOptions } from './options.ts'
 import {
-  authorize, createTokenValidator, parseAuthorization,
+  authorize, createTokenValidator, expandAudiences, parseAuthorization,
   type Identity, type Rejection, type ValidationResult
-} from '../auth/token-validation.ts'
-import type { TokenVersion } from '../config.ts'
-import type { AuthResult } from './auth-metrics.ts'
-
-export type { Identity } from '../auth/token-validation.ts'
+} from './token-validation.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,17 +15,26 @@ declare module 'fastify' {
     identity: Identity | null
   }
   interface FastifyContextConfig {
-    /** The app roles a route requires; any one of them suffices. */
+    /** The app roles a route requires; any one of them suffices (ordinal, case-sensitive). */
     auth?: { roles: readonly string[] }
+  }
+  interface FastifyInstance {
+    /** The fastify-entra-auth decorator: readiness, the key store and the validator. */
+    entraAuth: EntraAuth
   }
 }
 
-export interface AuthenticateOptions {
-  tenants: string[]
-  audiences: string[]
-  versions: TokenVersion[]
-  maxTokenBytes: number
-  acceptedCache?: { size: number, ttlMs: number, clockToleranceMs: number }
+/** What `fastify.entraAuth` exposes. */
+export interface EntraAuth {
+  /**
+   * null once every configured tenant's keys (per accepted token version) are loaded, else which are
+   * missing. Wire it into the app's readiness probe; tokens of a tenant without keys get 503.
+   */
+  notReadyReason: () => string | null
+  /** The signing keys of the configured tenants (refreshes, unknown-kid refetches, key counts). */
+  keyStore: KeyStore
+  /** The framework-free validator the hook uses: token text -> identity or RFC 6750 rejection. */
+  validate: (token: string) => Promise<ValidationResult>
 }
 
 const resultOf = (status: Rejection['status']): AuthResult =>
@@ -62,18 +71,51 @@ function send (reply: FastifyReply, rejection: Rejection) {
 }
 
 /**
- * Authenticates every route that declares config.auth = { roles } in onRequest (so bodies of refused
- * requests are never parsed), authorizes by app role, and puts the typed identity on request.identity.
+ * Entra access-token authentication and app-role authorization for Fastify.
+ *
+ * Every route that declares `config: { auth: { roles } }` is authenticated in a root `onRequest` hook
+ * (so bodies of refused requests are never parsed); an accepted caller's identity is on
+ * `request.identity`. Refusals are answered with RFC 6750 challenges. The signing keys of every
+ * configured tenant are loaded during registration (one attempt each, bounded by
+ * `jwks.fetchTimeoutMs`); if the authority is down the app still starts, `entraAuth.notReadyReason()`
+ * says which keys are missing, and those tenants' tokens get 503 until a background retry succeeds.
+ *
+ * Throws EntraAuthOptionsError at registration for an invalid option.
  */
-export const authenticatePlugin = fp<AuthenticateOptions>(async (fastify, options) => {
-  const validate = createTokenValidator({ ...options, keys: fastify.keyStore })
-  const metrics = fastify.authMetrics
+const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  const log: FastifyBaseLogger = rawOptions.logger ?? fastify.log
+  const metrics = createAuthMetrics(rawOptions.registry ?? globalRegistry)
+  const { clockSkewMs, maxTokenBytes } = options
+  const cache = { size: options.tokenCache.size, ttlMs: options.tokenCache.ttlMs, clockToleranceMs: clockSkewMs }
+
+  const keyStore = new KeyStore({
+    authorityHost: options.authorityHost,
+    tenants: options.tenants,
+    versions: options.tokenVersions,
+    verifier: { audiences: expandAudiences(options.audiences), clockToleranceMs: clockSkewMs, cacheSize: cache.size, cacheTtlMs: cache.ttlMs },
+    refreshIntervalMs: options.jwks.refreshIntervalMs,
+    cooldownMs: options.jwks.cooldownMs,
+    timeoutMs: options.jwks.fetchTimeoutMs,
+    retryMaxMs: options.jwks.retryMaxMs,
+    log: log.child({ component: 'jwks' }),
+    onFetch: (tenant, result) => metrics.jwksFetch(tenant, result)
+  })
+  metrics.watchKeys(keyStore)
+  const validate = createTokenValidator({
+    tenants: options.tenants,
+    audiences: options.audiences,
+    versions: options.tokenVersions,
+    maxTokenBytes,
+    keys: keyStore,
+    acceptedCache: cache
+  })
 
   /** Answers the refusal itself and says so (true), or puts the identity on the request (false). */
   async function authenticate (request: FastifyRequest, reply: FastifyReply, roles: readonly string[]): Promise<boolean> {
     const started = performance.now()
     let outcome: ValidationResult
-    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), options.maxTokenBytes)
+    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
     if (!parsed.ok) {
       outcome = parsed
     } else if (tokenInQuery(request.url)) {
@@ -101,6 +143,11 @@ export const authenticatePlugin = fp<AuthenticateOptions>(async (fastify, option
     return false
   }
 
+  fastify.decorate('entraAuth', {
+    notReadyReason: () => keyStore.notReadyReason(),
+    keyStore,
+    validate
+  } satisfies EntraAuth)
   fastify.decorateRequest('identity', null)
   // A root onRequest hook covers every route whenever it was registered, so a route that declares
   // config.auth can never end up unprotected by plugin order; routes without it pay one property read.
@@ -108,4 +155,12 @@ export const authenticatePlugin = fp<AuthenticateOptions>(async (fastify, option
     const roles = request.routeOptions.config.auth?.roles
     if (roles !== undefined && await authenticate(request, reply, roles)) return reply
   })
-}, { name: 'authenticate', fastify: '5.x', dependencies: ['key-store', 'auth-metrics'] })
+  fastify.addHook('onClose', async () => { keyStore.stop() })
+  await keyStore.start()
+}
+
+/**
+ * The Fastify plugin (wrapped once with fastify-plugin, name `fastify-entra-auth`, Fastify 5).
+ * `await app.register(fastifyEntraAuth, { tenants: [...], audiences: [...] })`.
+ */
+export const fastifyEntraAuth = fp(plugin, { name: 'fastify-entra-auth', fastify: '5.x' })

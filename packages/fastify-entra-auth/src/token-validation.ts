@@ -1,14 +1,17 @@
 import type { TokenError } from 'fast-jwt'
-import type { TokenVersion } from '../config.ts'
-import { KID_PATTERN, type KeyLookup, type SigningKey } from './jwks.ts'
+import { KID_PATTERN, type KeyLookup, type SigningKey } from './key-store.ts'
 
 /*
  * Entra access-token validation without Fastify: validate(token) answers an identity or an RFC 6750
  * rejection. fast-jwt checks the signature and the standard claims (exp/nbf with Microsoft's 5 min
  * skew, iss, aud, presence); this module does what fast-jwt cannot: the cheap header checks before any
  * key lookup, and the Entra rules after (single-string aud, iss bound to tid and ver, signing-key
- * issuer, case-variant claims, app-only). Each rule's Microsoft reference is in services/api/README.md.
+ * issuer, case-variant claims, app-only). Each rule's Microsoft reference is in the package README
+ * ("Validation rules").
  */
+
+/** The `ver` claim of an Entra access token: "1.0" (sts.windows.net issuer) or "2.0" (login.microsoftonline.com/{tid}/v2.0). */
+export type TokenVersion = '1.0' | '2.0'
 
 /** The fixed values of the reason label of auth_requests_total. */
 export const REASONS = [

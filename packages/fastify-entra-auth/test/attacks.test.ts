@@ -5,7 +5,7 @@ import {
   API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint, publicJwk,
   signRaw, v1Issuer, v2Issuer, type TestKey
 } from './helpers/authority.ts'
-import { startApi, type TestApi } from './helpers/api.ts'
+import { startApp as startApi, type TestApp as TestApi } from './helpers/app.ts'
 
 /*
  * The attack catalogue of shared/research/entra-token-validation.md §6 (numbers in the test names),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import fc from 'fast-check'
 import { API_CLIENT_ID, TENANT, TestAuthority, appClaims, createTestKey, mint, signRaw, type TestKey } from './helpers/authority.ts'
-import { startApi, type TestApi } from './helpers/api.ts'
+import { startApp as startApi, type TestApp as TestApi } from './helpers/app.ts'
 
 /*
  * Property: whatever arrives in the Authorization header, the api answers 200, 400, 401 or 403 (its keys
@@ -17,7 +17,7 @@ before(async () => {
   key = createTestKey()
   authority = await TestAuthority.start({ [TENANT]: [key] })
   // A cooldown of 0 lets unknown kids reach the JWKS path too.
-  api = await startApi(authority.url, { AUTH_JWKS_COOLDOWN_MS: '0', LOG_LEVEL: 'warn' })
+  api = await startApi(authority.url, { jwks: { cooldownMs: 0 } }, undefined, 'warn')
 })
 after(async () => {
   await api?.app.close()

@@ -3,17 +3,18 @@ import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test, type TestContext } from 'node:test'
 import { TENANT, TestAuthority, appClaims, createTestKey, mint, type TestKey } from './helpers/authority.ts'
-import { startApi, type TestApi } from './helpers/api.ts'
+import type { JwksOptions } from '../src/index.ts'
+import { startApp as startApi, type TestApp as TestApi } from './helpers/app.ts'
 
 /*
  * Key rotation, JWKS outages, removed keys and random-kid floods against a JWKS server we control,
  * with the api's timing parameters shortened so that each case takes a second or two.
  */
 
-async function setup (t: TestContext, keys: TestKey[], env: Record<string, string> = {}): Promise<{ authority: TestAuthority, api: TestApi }> {
+async function setup (t: TestContext, keys: TestKey[], jwks: JwksOptions = {}): Promise<{ authority: TestAuthority, api: TestApi }> {
   const authority = await TestAuthority.start({ [TENANT]: keys })
   t.after(() => authority.stop())
-  const api = await startApi(authority.url, { AUTH_ACCEPTED_TOKEN_VERSIONS: '2.0', ...env })
+  const api = await startApi(authority.url, { tokenVersions: ['2.0'], jwks })
   t.after(() => api.app.close())
   return { authority, api }
 }
@@ -47,7 +48,7 @@ test('rotation: a new kid is accepted on its first request, with exactly one JWK
 
 test('random-kid flood: concurrent unknown kids share one fetch, and fetches stay within one per cooldown', async (t) => {
   const a = createTestKey()
-  const { authority, api } = await setup(t, [a], { AUTH_JWKS_COOLDOWN_MS: '1000' })
+  const { authority, api } = await setup(t, [a], { cooldownMs: 1000 })
   const strangers = Array.from({ length: 4 }, () => createTestKey())
   const forged = (i: number) => bearer(mint(strangers[i % strangers.length] as TestKey, appClaims(), { kid: `k${i}x${Math.random().toString(36).slice(2)}` }))
 
@@ -76,7 +77,7 @@ test('random-kid flood: concurrent unknown kids share one fetch, and fetches sta
 test('outage: valid tokens keep passing with the last good keys, with a failure metric and a staleness log', async (t) => {
   const a = createTestKey()
   const { authority, api } = await setup(t, [a], {
-    AUTH_JWKS_REFRESH_INTERVAL_MS: '300', AUTH_JWKS_RETRY_MAX_MS: '200', AUTH_JWKS_TIMEOUT_MS: '2000', AUTH_JWKS_COOLDOWN_MS: '0'
+    refreshIntervalMs: 300, retryMaxMs: 200, fetchTimeoutMs: 2000, cooldownMs: 0
   })
   const lastSuccess = await api.metric('jwks_last_success_timestamp_seconds', { tenant: TENANT })
   assert.ok(lastSuccess > 0)
@@ -109,7 +110,7 @@ test('outage: valid tokens keep passing with the last good keys, with a failure 
 test('removed key: rejected after the next refresh, even for a token in the verified-token cache', async (t) => {
   const a = createTestKey()
   const b = createTestKey()
-  const { authority, api } = await setup(t, [a, b], { AUTH_JWKS_REFRESH_INTERVAL_MS: '400' })
+  const { authority, api } = await setup(t, [a, b], { refreshIntervalMs: 400 })
   const token = bearer(mint(a))
   const hits = await api.metric('auth_verified_token_cache_total', { result: 'hit' })
   assert.equal((await api.get(token)).statusCode, 200)
@@ -132,7 +133,7 @@ test('keys never loaded (authority hanging at start): the app starts within the 
   t.after(() => authority.stop())
   authority.fault = { kind: 'hang' }
   const started = Date.now()
-  const api = await startApi(authority.url, { AUTH_ACCEPTED_TOKEN_VERSIONS: '2.0', AUTH_JWKS_TIMEOUT_MS: '300', AUTH_JWKS_RETRY_MAX_MS: '300' })
+  const api = await startApi(authority.url, { tokenVersions: ['2.0'], jwks: { fetchTimeoutMs: 300, retryMaxMs: 300 } })
   t.after(() => api.app.close())
   assert.ok(Date.now() - started < 3000, 'start waits for one bounded attempt only')
 
@@ -157,7 +158,7 @@ test('authority refusing connections at start: no crash, not ready, 503', async 
       server.close(() => resolve(port))
     })
   })
-  const api = await startApi(`http://127.0.0.1:${closed}`, { AUTH_ACCEPTED_TOKEN_VERSIONS: '2.0' })
+  const api = await startApi(`http://127.0.0.1:${closed}`, { tokenVersions: ['2.0'] })
   t.after(() => api.app.close())
   assert.equal((await api.get(undefined, '/readyz')).statusCode, 503)
   assert.equal((await api.get(bearer(mint(createTestKey())))).statusCode, 503)
@@ -174,7 +175,7 @@ test('keys the api refuses to publish to a verifier: shorter than 2048 bits', as
 
 test('an empty JWKS is treated as an outage, not as the revocation of every key', async (t) => {
   const a = createTestKey()
-  const { authority, api } = await setup(t, [a], { AUTH_JWKS_REFRESH_INTERVAL_MS: '200', AUTH_JWKS_RETRY_MAX_MS: '200' })
+  const { authority, api } = await setup(t, [a], { refreshIntervalMs: 200, retryMaxMs: 200 })
   authority.publish(TENANT, [])
   const failures = await api.metric('jwks_refresh_total', { tenant: TENANT, result: 'failure' })
   await until(async () => await api.metric('jwks_refresh_total', { tenant: TENANT, result: 'failure' }) > failures, 3000, 'a failed refresh')

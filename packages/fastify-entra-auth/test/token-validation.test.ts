@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { createVerifier } from 'fast-jwt'
-import type { KeyLookup, SigningKey } from '../src/auth/jwks.ts'
-import { authorize, createTokenValidator, expandAudiences, parseAuthorization, type KeyProvider } from '../src/auth/token-validation.ts'
-import type { TokenVersion } from '../src/config.ts'
+import type { KeyLookup, SigningKey } from '../src/key-store.ts'
+import { authorize, createTokenValidator, expandAudiences, parseAuthorization, type KeyProvider, type TokenVersion } from '../src/token-validation.ts'
 import { API_CLIENT_ID, TENANT, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
 
 /* The validation module on its own: no Fastify, no HTTP, keys from a hand-made provider. */

@@ -5,9 +5,8 @@
  * Run: node services/api/scripts/bench-validate.ts   (DURATION_MS=2000 RUNS=3 by default)
  */
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import { KeyStore } from '../src/auth/jwks.ts'
-import { createTokenValidator, expandAudiences } from '../src/auth/token-validation.ts'
-import { API_CLIENT_ID, TENANT, TestAuthority, createTestKey, mint, publicJwk, v2Issuer } from '../test/helpers/authority.ts'
+import { KeyStore, createTokenValidator, expandAudiences } from 'fastify-entra-auth'
+import { API_CLIENT_ID, TENANT, TestAuthority, createTestKey, mint, publicJwk, v2Issuer } from '../../../packages/fastify-entra-auth/test/helpers/authority.ts'
 
 const DURATION_MS = Number(process.env.DURATION_MS ?? 2000)
 const RUNS = Number(process.env.RUNS ?? 3)

@@ -1,3 +1,4 @@
+import type { TokenVersion } from 'fastify-entra-auth'
 import { Type, type Static } from 'typebox'
 import { CommaList, CommonConfig, Port, loadConfig, splitList } from '../../shared/config.ts'
 
@@ -35,7 +36,7 @@ export const ApiConfigSchema = Type.Object({
 
 type RawApiConfig = Static<typeof ApiConfigSchema>
 
-export type TokenVersion = '1.0' | '2.0'
+export type { TokenVersion }
 
 export interface ApiConfig extends Omit<RawApiConfig, 'AUTH_TENANT_ID' | 'AUTH_AUDIENCE' | 'AUTH_REQUIRED_ROLES' | 'AUTH_ACCEPTED_TOKEN_VERSIONS'> {
   AUTH_TENANT_ID: string[]

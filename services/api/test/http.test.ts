@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { test } from 'node:test'
-import { TENANT, TestAuthority, appClaims, createTestKey, mint } from './helpers/authority.ts'
+import { TENANT, TestAuthority, appClaims, createTestKey, mint } from '../../../packages/fastify-entra-auth/test/helpers/authority.ts'
 import { startApi } from './helpers/api.ts'
 
 /* What only a real socket shows: Node's own header handling in front of the api. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
-import { CALLER_CLIENT_ID, CALLER_OBJECT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint } from './helpers/authority.ts'
+import { CALLER_CLIENT_ID, CALLER_OBJECT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint } from '../../../packages/fastify-entra-auth/test/helpers/authority.ts'
 import { startApi } from './helpers/api.ts'
 
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' })

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { startService, type RunningService } from '../../../scripts/lib/processes.ts'
-import type { Identity } from '../src/plugins/authenticate.ts'
+import type { Identity } from 'fastify-entra-auth'
 import { startApi, type TestApi } from './helpers/api.ts'
 
 /*

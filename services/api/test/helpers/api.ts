@@ -2,7 +2,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { Writable } from 'node:stream'
 import { buildApp } from '../../src/app.ts'
 import { readConfig } from '../../src/config.ts'
-import { API_APP_ID_URI, API_CLIENT_ID, TENANT } from './authority.ts'
+import { API_APP_ID_URI, API_CLIENT_ID, TENANT } from '../../../../packages/fastify-entra-auth/test/helpers/authority.ts'
 
 export interface TestApi {
   app: FastifyInstance

@@ -1,0 +1,190 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Registry } from 'prom-client'
+import type { TokenVersion } from './token-validation.ts'
+
+/**
+ * Options of the `fastifyEntraAuth` plugin. Only `tenants` and `audiences` are required; every other
+ * default is the value Microsoft.Identity.Web / Microsoft.IdentityModel uses, or stricter, with its
+ * source on the option.
+ */
+export interface FastifyEntraAuthOptions {
+  /**
+   * The Entra tenants (directory ids, GUIDs) whose tokens are accepted. Each has its own discovery
+   * documents and keys, loaded at start. Compared case-insensitively (lower-cased here).
+   * Required, at least one.
+   */
+  tenants: readonly string[]
+  /**
+   * Accepted `aud` values: the api's client id (v2 tokens carry it) and/or its App ID URI (v1 tokens,
+   * e.g. `api://my-api`). An App ID URI also matches with or without a trailing slash, as
+   * Microsoft's `IgnoreTrailingSlashWhenValidatingAudience` (default true) does. Required, at least one.
+   */
+  audiences: readonly string[]
+  /**
+   * Token versions (`ver`) accepted, each checked against its own discovery document and keys
+   * (Microsoft Learn, access-tokens: "validate a v1 token against v1 metadata").
+   * `['2.0']` when the api's registration sets `requestedAccessTokenVersion: 2`.
+   * @default ['1.0', '2.0']
+   */
+  tokenVersions?: readonly TokenVersion[]
+  /**
+   * Where discovery documents are read: `{authorityHost}/{tenant}/v2.0/.well-known/openid-configuration`
+   * and `{authorityHost}/{tenant}/.well-known/openid-configuration`. The public cloud's login host, a
+   * national cloud's (see README, "Clouds"), or a local mock (http allowed). A trailing slash is ignored.
+   * @default 'https://login.microsoftonline.com'
+   */
+  authorityHost?: string
+  /**
+   * Leeway applied to `exp` and `nbf`, in milliseconds.
+   * Microsoft.IdentityModel `TokenValidationParameters.DefaultClockSkew` (300 s).
+   * @default 300000
+   */
+  clockSkewMs?: number
+  /**
+   * Longer tokens are refused (401 malformed) before any decoding, in bytes (ASCII characters).
+   * Microsoft's `DefaultMaximumTokenSizeInBytes` is 250 KiB; Entra managed-identity tokens are 1-2 KiB,
+   * so a smaller cap bounds the work a hostile request can cause.
+   * @default 8192
+   */
+  maxTokenBytes?: number
+  /** Signing-key (discovery + JWKS) fetching. */
+  jwks?: JwksOptions
+  /** Caches of verified and accepted tokens. */
+  tokenCache?: TokenCacheOptions
+  /**
+   * Where the metrics are registered (names in README, "Metrics").
+   * @default prom-client's global `register`
+   */
+  registry?: Registry
+  /**
+   * The logger of the key store (`component: 'jwks'`) and of refusals.
+   * @default the Fastify instance's logger (`fastify.log`); requests log through `request.log`
+   */
+  logger?: FastifyBaseLogger
+}
+
+export interface JwksOptions {
+  /**
+   * Background refresh of discovery and JWKS, in milliseconds, with ±10 % jitter.
+   * Microsoft Learn, signing-key-rollover (2024-10-28): refresh in the background every hour.
+   * (IdentityModel's `ConfigurationManager.DefaultAutomaticRefreshInterval` is 12 h; a refresh is also
+   * how a key Entra removed stops being accepted, so 1 h bounds that window.) Minimum 100.
+   * @default 3600000
+   */
+  refreshIntervalMs?: number
+  /**
+   * At most one JWKS fetch per this period for tokens with an unknown `kid`, in milliseconds
+   * (single-flight). IdentityModel `ConfigurationManager.DefaultRefreshInterval` (5 min); signing-key-rollover:
+   * "no more frequently than every 5 minutes".
+   * @default 300000
+   */
+  cooldownMs?: number
+  /**
+   * Deadline of every discovery or JWKS request, from connect to the last byte, in milliseconds.
+   * @default 5000
+   */
+  fetchTimeoutMs?: number
+  /**
+   * After a failed fetch, retries come after 1 s, 2 s, 4 s ... up to this, in milliseconds.
+   * @default 60000
+   */
+  retryMaxMs?: number
+}
+
+export interface TokenCacheOptions {
+  /**
+   * Verified tokens remembered per signing key (fast-jwt's cache) and accepted tokens remembered by
+   * their exact text, entries each. `0` turns both off.
+   * @default 1000
+   */
+  size?: number
+  /**
+   * Longest life of a cache entry, in milliseconds; never beyond the token's `exp` plus the clock skew.
+   * @default 600000
+   */
+  ttlMs?: number
+}
+
+/** The options with every default applied: what the plugin runs with. */
+export interface ResolvedOptions {
+  tenants: string[]
+  audiences: string[]
+  tokenVersions: TokenVersion[]
+  authorityHost: string
+  clockSkewMs: number
+  maxTokenBytes: number
+  jwks: Required<JwksOptions>
+  tokenCache: Required<TokenCacheOptions>
+}
+
+/** The defaults, with the source of each on FastifyEntraAuthOptions. */
+export const DEFAULTS = Object.freeze({
+  tokenVersions: Object.freeze(['1.0', '2.0'] as TokenVersion[]),
+  authorityHost: 'https://login.microsoftonline.com',
+  clockSkewMs: 300_000,
+  maxTokenBytes: 8192,
+  jwks: Object.freeze({ refreshIntervalMs: 3_600_000, cooldownMs: 300_000, fetchTimeoutMs: 5000, retryMaxMs: 60_000 }),
+  tokenCache: Object.freeze({ size: 1000, ttlMs: 600_000 })
+})
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** Thrown at registration for an option that cannot work; the message names the option. */
+export class EntraAuthOptionsError extends TypeError {
+  override name = 'EntraAuthOptionsError'
+  readonly option: string
+  constructor (option: string, message: string) {
+    super(`fastify-entra-auth: option ${option} ${message}`)
+    this.option = option
+  }
+}
+
+function integer (option: string, value: number | undefined, fallback: number, minimum: number, maximum = 7 * 86_400_000): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < minimum || value > maximum) {
+    throw new EntraAuthOptionsError(option, `must be an integer from ${minimum} to ${maximum}, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Applies the defaults and checks every option; throws EntraAuthOptionsError naming the first bad one. */
+export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new EntraAuthOptionsError('(all)', 'must be an object')
+  const tenants = [...new Set((Array.isArray(options.tenants) ? options.tenants : []).map((tenant) => String(tenant).toLowerCase()))]
+  if (tenants.length === 0) throw new EntraAuthOptionsError('tenants', 'must list at least one tenant id')
+  for (const tenant of tenants) if (!GUID.test(tenant)) throw new EntraAuthOptionsError('tenants', `must be tenant ids (GUIDs), got "${tenant}"`)
+  const audiences = Array.isArray(options.audiences) ? options.audiences.map(String).filter((audience) => audience !== '') : []
+  if (audiences.length === 0) throw new EntraAuthOptionsError('audiences', 'must list at least one audience (client id or App ID URI)')
+  const tokenVersions = [...new Set(options.tokenVersions ?? DEFAULTS.tokenVersions)].sort()
+  if (tokenVersions.length === 0 || tokenVersions.some((version) => version !== '1.0' && version !== '2.0')) {
+    throw new EntraAuthOptionsError('tokenVersions', 'must be a non-empty list of "1.0" and/or "2.0"')
+  }
+  const authorityHost = (options.authorityHost ?? DEFAULTS.authorityHost).replace(/\/+$/, '')
+  let authority: URL
+  try {
+    authority = new URL(authorityHost)
+  } catch {
+    throw new EntraAuthOptionsError('authorityHost', `must be an absolute http(s) URL, got "${authorityHost}"`)
+  }
+  if (authority.protocol !== 'https:' && authority.protocol !== 'http:') throw new EntraAuthOptionsError('authorityHost', 'must be an http(s) URL')
+  const jwks = options.jwks ?? {}
+  const cache = options.tokenCache ?? {}
+  return {
+    tenants,
+    audiences,
+    tokenVersions,
+    authorityHost,
+    clockSkewMs: integer('clockSkewMs', options.clockSkewMs, DEFAULTS.clockSkewMs, 0, 3_600_000),
+    maxTokenBytes: integer('maxTokenBytes', options.maxTokenBytes, DEFAULTS.maxTokenBytes, 1024, 256_000),
+    jwks: {
+      refreshIntervalMs: integer('jwks.refreshIntervalMs', jwks.refreshIntervalMs, DEFAULTS.jwks.refreshIntervalMs, 100),
+      cooldownMs: integer('jwks.cooldownMs', jwks.cooldownMs, DEFAULTS.jwks.cooldownMs, 0),
+      fetchTimeoutMs: integer('jwks.fetchTimeoutMs', jwks.fetchTimeoutMs, DEFAULTS.jwks.fetchTimeoutMs, 100),
+      retryMaxMs: integer('jwks.retryMaxMs', jwks.retryMaxMs, DEFAULTS.jwks.retryMaxMs, 100)
+    },
+    tokenCache: {
+      size: integer('tokenCache.size', cache.size, DEFAULTS.tokenCache.size, 0, 1_000_000),
+      ttlMs: integer('tokenCache.ttlMs', cache.ttlMs, DEFAULTS.tokenCache.ttlMs, 0)
+    }
+  }
+}
