@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import Fastify from 'fastify'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
 import { Registry, register as globalRegistry } from 'prom-client'
 import * as entry from '../src/index.ts'
 import fastifyEntraAuth, { DEFAULTS, EntraAuthOptionsError, type FastifyEntraAuthOptions, type Identity } from '../src/index.ts'
@@ -45,7 +45,7 @@ test('an invalid option fails the registration with EntraAuthOptionsError naming
   ]
   for (const [override, option] of cases) {
     const app = Fastify({ logger: false })
-    await assert.rejects(app.register(fastifyEntraAuth, { ...base, ...override }).ready(), (error: unknown) => {
+    await assert.rejects(async () => { await app.register(fastifyEntraAuth, { ...base, ...override }).ready() }, (error: unknown) => {
       assert.ok(error instanceof EntraAuthOptionsError, `${option}: ${String(error)}`)
       assert.equal(error.option, option)
       assert.match(error.message, new RegExp(`option ${option.replace('.', '\\.')} `))
@@ -96,7 +96,7 @@ test('decorators: entraAuth.notReadyReason, keyStore and validate; request.ident
 test('logger: the key store logs through the logger passed', async (t) => {
   const lines: Array<[string, object, string]> = []
   const record = (level: string) => (object: object, message: string) => { lines.push([level, object, message]) }
-  const logger = { info: record('info'), warn: record('warn'), error: record('error'), debug () {}, trace () {}, fatal () {}, silent () {}, level: 'info', child: () => logger }
+  const logger = { info: record('info'), warn: record('warn'), error: record('error'), debug () {}, trace () {}, fatal () {}, silent () {}, level: 'info', child: () => logger } as unknown as FastifyBaseLogger
   const app = Fastify({ logger: false })
   t.after(() => app.close())
   // Nothing listens on port 9 of loopback: the first load fails and says so.
