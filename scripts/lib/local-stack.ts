@@ -8,7 +8,7 @@ interface DefaultTenant {
 
 /** The built-in tenant of mock-imds: its tenant id and the api's registration. */
 export function defaultTenant () {
-  const tenant = JSON.parse(readFileSync(new URL('../../services/mock-imds/default-tenant.json', import.meta.url), 'utf8')) as DefaultTenant
+  const tenant = JSON.parse(readFileSync(new URL('../../packages/mock-imds/src/default-tenant.json', import.meta.url), 'utf8')) as DefaultTenant
   const api = tenant.applications[0]
   if (!api) throw new Error('the default tenant has no application')
   const appIdUri = api.identifierUris[0] ?? api.appId

@@ -1,6 +1,6 @@
 import { startService, type RunningService, type StartOptions } from './processes.ts'
 
-/** A fault as POST /admin/faults takes it (see services/mock-imds/README.md). */
+/** A fault as POST /admin/faults takes it (see packages/mock-imds/README.md). */
 export interface FaultSpec {
   target: 'token' | 'imds' | 'identity' | 'jwks' | 'discovery'
   mode: 'status' | 'hang' | 'latency' | 'garbage'

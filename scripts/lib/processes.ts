@@ -16,6 +16,13 @@ export interface RunningService {
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
+/** What each service runs: the apps' servers, and mock-imds's CLI (its source, so no build is needed). */
+const entryPoints: Record<ServiceName, string> = {
+  api: 'services/api/src/server.ts',
+  caller: 'services/caller/src/server.ts',
+  'mock-imds': 'packages/mock-imds/src/cli.ts'
+}
+
 export interface StartOptions {
   env?: Record<string, string | undefined>
   /** Pass the service's output through to this process's stdout/stderr. */
@@ -34,7 +41,7 @@ export async function startService (name: ServiceName, options: StartOptions = {
     if (value === undefined) delete env[key]
     else env[key] = value
   }
-  const child = spawn(process.execPath, [`services/${name}/src/server.ts`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [entryPoints[name]], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: string[] = []
   let buffered = ''
   const listening = new Promise<number>((resolve, reject) => {

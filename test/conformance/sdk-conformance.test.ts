@@ -16,7 +16,7 @@ import { after, before, describe, test, type TestContext } from 'node:test'
 import { decodeJwt } from 'jose'
 import { startMockImds, type MockImds } from '../../scripts/lib/mock-imds.ts'
 import { apiEnv, startService, type RunningService } from '../../scripts/lib/processes.ts'
-import { loadTenantFile } from '../../services/mock-imds/src/tenant.ts'
+import { loadTenantFile } from '../../packages/mock-imds/src/index.ts'
 import { resultOf, runDriver as run, summary, type Outcome, type Plan, type Scenario, type ScenarioResult } from './plan.ts'
 import { JoseValidator, apiVerdict } from './validators.ts'
 

@@ -57,4 +57,4 @@ export const yamlFiles = [
   'deploy/prometheus/rules.test.yml'
 ]
 
-export const dockerfiles = ['Dockerfile.api', 'Dockerfile.caller', 'services/mock-imds/Dockerfile']
+export const dockerfiles = ['Dockerfile.api', 'Dockerfile.caller', 'packages/mock-imds/Dockerfile']

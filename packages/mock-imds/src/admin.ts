@@ -27,7 +27,7 @@ export interface AdminState {
 
 /**
  * The admin API: a Fastify instance of its own, so it only ever listens where
- * MOCK_IMDS_ADMIN_HOST:MOCK_IMDS_ADMIN_PORT says and can never leak onto the public port.
+ * the admin host and port say and can never leak onto the public port.
  */
 export function buildAdminApp ({ issuer, faults, counts }: AdminState, options: FastifyServerOptions = {}): FastifyInstance {
   // A typo in a fault ("stauts") must be an error, not a silently different fault.

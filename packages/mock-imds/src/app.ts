@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { healthPlugin } from '../../shared/health.ts'
-import { loggerOptions } from '../../shared/logger.ts'
-import { metricsPlugin } from '../../shared/metrics.ts'
 import { buildAdminApp } from './admin.ts'
-import type { MockImdsConfig } from './config.ts'
 import { FaultBoard } from './faults.ts'
 import { Issuer } from './issuer.ts'
+import type { ResolvedOptions } from './options.ts'
+import { observabilityPlugin } from './plugins/observability.ts'
 import { trafficPlugin, type RequestCounts } from './plugins/traffic.ts'
 import { entraRoutes } from './routes/entra.ts'
 import { identityEndpointRoutes } from './routes/identity-endpoint.ts'
@@ -17,20 +15,27 @@ declare module 'fastify' {
   interface FastifyInstance {
     issuer: Issuer
     faults: FaultBoard
-    /** The admin API's own instance when MOCK_IMDS_ADMIN_PORT is set; it listens once this app is ready. */
+    /** The admin API's own instance when an admin port is set; it listens once this app is ready. */
     admin: FastifyInstance | null
   }
 }
 
 const imdsOrigin = /^http:\/\/169\.254\.169\.254(:80)?(?=\/|$)/i
 
-export async function buildApp (config: MockImdsConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const issuer = new Issuer(config.tenant, { lifetimeSeconds: config.MOCK_IMDS_TOKEN_LIFETIME_SECONDS })
+/**
+ * Paths pino blanks out: the identity endpoint's secret and any bearer token a client sends. The
+ * mock logs no token on purpose; this covers headers logged while debugging.
+ */
+const redact = { paths: ['req.headers["x-identity-header"]', 'req.headers.authorization', 'access_token', '*.access_token'], censor: '[redacted]' }
+
+/** The server, built and never listening (tests use inject; startMockImds listens). */
+export async function buildApp (config: ResolvedOptions, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const issuer = new Issuer(config.tenant, { lifetimeSeconds: config.tokenLifetimeSeconds })
   const faults = new FaultBoard()
   const counts: RequestCounts = { tokenRequests: 0, jwksRequests: 0, discoveryRequests: 0 }
 
   const app = Fastify({
-    logger: loggerOptions(config.LOG_LEVEL),
+    logger: { level: config.logLevel, redact },
     // With AZURE_POD_IDENTITY_AUTHORITY_HOST set, the SDK asks for .../oauth2/token/ (trailing slash).
     routerOptions: { ignoreTrailingSlash: true },
     // Request ids double as the correlation ids of error bodies, which Azure makes GUIDs.
@@ -61,14 +66,13 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
   })
   app.decorate('issuer', issuer)
   app.decorate('faults', faults)
-  await app.register(metricsPlugin, { defaultLabels: { service: 'mock-imds' } })
-  await app.register(healthPlugin)
+  await app.register(observabilityPlugin, { registry: config.registry })
   await app.register(trafficPlugin, { faults, counts })
   await app.register(imdsRoutes, { issuer })
-  await app.register(identityEndpointRoutes, { issuer, identityHeader: config.MOCK_IMDS_IDENTITY_HEADER })
+  await app.register(identityEndpointRoutes, { issuer, identityHeader: config.identityHeader })
   await app.register(entraRoutes, { issuer })
 
-  const adminPort = config.MOCK_IMDS_ADMIN_PORT
+  const adminPort = config.adminPort
   if (adminPort === undefined) {
     app.decorate('admin', null)
     return app
@@ -79,7 +83,7 @@ export async function buildApp (config: MockImdsConfig, options: FastifyServerOp
   // so that nothing waiting for "Server listening at" mistakes its port for the public one.
   app.addHook('onReady', async () => {
     await admin.listen({
-      host: config.MOCK_IMDS_ADMIN_HOST,
+      host: config.adminHost,
       port: adminPort,
       listenTextResolver: (address) => `Admin API listening at ${address}`
     })

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 // Imported rather than read from disk, so that tsc emits it next to the compiled code in dist/.
-import defaultTenantDocument from '../default-tenant.json' with { type: 'json' }
+import defaultTenantDocument from './default-tenant.json' with { type: 'json' }
 
 /*
  * The tenant as an administrator sees it, in the field names of Microsoft Graph and the portal:

@@ -1,21 +1,22 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { readConfig } from '../src/config.ts'
-import { ConfigError } from '../../shared/config.ts'
+import { MockImdsConfigError, startMockImds } from '../src/index.ts'
+import { resolveOptions } from '../src/options.ts'
 import { build, decodeHeader, identityRequest, imdsRequest, metricValue, tenantId } from './helpers.ts'
 
 const jwksPath = `/${tenantId}/discovery/v2.0/keys`
 
 async function withAdmin (t: { after: (fn: () => Promise<void>) => void }) {
-  const app = await build({ MOCK_IMDS_ADMIN_PORT: '0' })
+  const app = await build({ adminPort: 0 })
   t.after(() => app.close())
   const admin = app.admin as FastifyInstance
   const post = (url: string, payload?: unknown) => admin.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as object }) })
   return { app, admin, post }
 }
 
-test('the admin API is off unless MOCK_IMDS_ADMIN_PORT is set, and never served on the public port', async (t) => {
+test('the admin API is off unless adminPort is set, and never served on the public port', async (t) => {
   const plain = await build()
   t.after(() => plain.close())
   assert.equal(plain.admin, null)
@@ -24,15 +25,27 @@ test('the admin API is off unless MOCK_IMDS_ADMIN_PORT is set, and never served 
   const { app, admin } = await withAdmin(t)
   assert.equal((await app.inject('/admin/state')).statusCode, 404)
   assert.equal((await app.inject({ method: 'POST', url: '/admin/faults', payload: { target: 'token', mode: 'hang' } })).statusCode, 404)
-  const address = admin.server.address()
-  assert.ok(address !== null && typeof address === 'object')
-  assert.equal(address.address, '127.0.0.1')
-  assert.notEqual(address.port, app.server.address())
+  assert.equal((admin.server.address() as AddressInfo).address, '127.0.0.1')
 })
 
-test('MOCK_IMDS_ADMIN_PORT equal to PORT fails at start, naming the variable', () => {
-  assert.throws(() => readConfig({ PORT: '4000', MOCK_IMDS_ADMIN_PORT: '4000' }),
-    (error: Error) => error instanceof ConfigError && /MOCK_IMDS_ADMIN_PORT/.test(error.message))
+test('listening, the admin API has a loopback port of its own, other than the public one', async (t) => {
+  const mock = await startMockImds({ port: 0, adminPort: 0, logLevel: 'silent' })
+  t.after(() => mock.close())
+  const publicPort = (mock.app.server.address() as AddressInfo).port
+  const adminAddress = mock.app.admin!.server.address() as AddressInfo
+  // Ports with ports: both are numbers > 0, so a mix-up of port and address object cannot pass.
+  assert.ok(publicPort > 0 && adminAddress.port > 0)
+  assert.notEqual(adminAddress.port, publicPort)
+  assert.equal(adminAddress.address, '127.0.0.1')
+  assert.equal(mock.port, publicPort)
+  assert.equal(mock.adminPort, adminAddress.port)
+  assert.equal((await fetch(`${mock.url}/admin/state`)).status, 404)
+  assert.equal((await fetch(`${mock.adminUrl}/admin/state`)).status, 200)
+})
+
+test('adminPort equal to port fails before anything listens, naming both options', () => {
+  assert.throws(() => resolveOptions({ port: 4000, adminPort: 4000 }),
+    (error: Error) => error instanceof MockImdsConfigError && /^adminPort must differ from port/.test(error.message))
 })
 
 test('a status fault answers the next `count` token requests, then the endpoint is itself again', async (t) => {
@@ -97,7 +110,7 @@ test('a hang holds the request until the faults are cleared, then it gets its no
 })
 
 test('a hung request does not keep the server from closing', async () => {
-  const app = await build({ MOCK_IMDS_ADMIN_PORT: '0' })
+  const app = await build({ adminPort: 0 })
   await app.admin!.inject({ method: 'POST', url: '/admin/faults', payload: { target: 'token', mode: 'hang' } })
   const pending = imdsRequest(app)
   await new Promise((resolve) => setTimeout(resolve, 50))

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../src/app.ts'
-import { readConfig } from '../src/config.ts'
+import { buildMockImds, type MockImdsOptions } from '../src/index.ts'
 import { defaultTenant } from '../src/tenant.ts'
 
 export const tenant = defaultTenant()
@@ -12,12 +11,8 @@ export const userIdentity = tenant.managedIdentities.find((mi) => mi.type === 'U
 export const identityHeader = 'test-identity-header'
 
 /** A mock-imds app for inject tests; with admin, its admin API on a free loopback port. */
-export async function build (env: Record<string, string> = {}): Promise<FastifyInstance> {
-  const app = await buildApp(readConfig({
-    LOG_LEVEL: 'silent',
-    MOCK_IMDS_IDENTITY_HEADER: identityHeader,
-    ...env
-  }))
+export async function build (options: MockImdsOptions = {}): Promise<FastifyInstance> {
+  const app = await buildMockImds({ logLevel: 'silent', identityHeader, ...options })
   await app.ready()
   return app
 }

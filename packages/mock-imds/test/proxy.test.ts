@@ -7,7 +7,7 @@ import { build } from './helpers.ts'
 let app: FastifyInstance
 let port: number
 before(async () => {
-  app = await build({ HOST: '127.0.0.1' })
+  app = await build({ host: '127.0.0.1' })
   await app.listen({ host: '127.0.0.1', port: 0 })
   port = (app.server.address() as { port: number }).port
 })

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { stringify } from 'yaml'
-import { ConfigError } from '../../shared/config.ts'
-import { readConfig } from '../src/config.ts'
+import { MockImdsConfigError, resolveOptions } from '../src/options.ts'
 import { TenantFileError, defaultTenant, parseTenant } from '../src/tenant.ts'
 
 const valid = () => structuredClone(defaultTenant()) as unknown as Record<string, any>
@@ -53,22 +52,24 @@ test('references must resolve: assignments to real identities, apps and roles; o
   }
 })
 
-test('MOCK_IMDS_TENANT_FILE: YAML or JSON; a bad one stops the start with the variable, the file and the field', (t) => {
+test('tenant file: YAML or JSON; a bad one stops the start with the option, the file and the field', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mock-imds-tenant-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const yamlFile = join(dir, 'tenant.yaml')
   writeFileSync(yamlFile, stringify(valid()))
-  assert.equal(readConfig({ MOCK_IMDS_TENANT_FILE: yamlFile }).tenant.tenantId, defaultTenant().tenantId)
+  assert.equal(resolveOptions({ tenant: yamlFile }).tenant.tenantId, defaultTenant().tenantId)
 
   const bad = valid()
   bad.managedIdentities[0].clientId = 'nope'
   const badFile = join(dir, 'bad.json')
   writeFileSync(badFile, JSON.stringify(bad))
-  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: badFile }), (error: Error) =>
-    error instanceof ConfigError && error.message.includes('MOCK_IMDS_TENANT_FILE') && error.message.includes(badFile) &&
+  assert.throws(() => resolveOptions({ tenant: badFile }), (error: Error) =>
+    error instanceof MockImdsConfigError && error.message.startsWith('tenant: ') && error.message.includes(badFile) &&
     error.message.includes('/managedIdentities/0/clientId'))
 
   writeFileSync(join(dir, 'broken.yaml'), 'tenantId: [unclosed')
-  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: join(dir, 'broken.yaml') }), ConfigError)
-  assert.throws(() => readConfig({ MOCK_IMDS_TENANT_FILE: join(dir, 'missing.json') }), /MOCK_IMDS_TENANT_FILE: .*missing\.json/)
+  assert.throws(() => resolveOptions({ tenant: join(dir, 'broken.yaml') }), MockImdsConfigError)
+  assert.throws(() => resolveOptions({ tenant: join(dir, 'missing.json') }), /^MockImdsConfigError: tenant: .*missing\.json/)
+  // The names the CLI passes in come out in the message.
+  assert.throws(() => resolveOptions({ tenant: badFile }, { tenant: 'MOCK_IMDS_TENANT_FILE' }), /^MockImdsConfigError: MOCK_IMDS_TENANT_FILE: /)
 })

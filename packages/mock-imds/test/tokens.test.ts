@@ -18,7 +18,7 @@ const tid = tenant.tenantId
 let app: FastifyInstance
 let dir: string
 before(async () => {
-  app = await build({ MOCK_IMDS_TENANT_FILE: tenantFile })
+  app = await build({ tenant: tenantFile })
   dir = mkdtempSync(join(tmpdir(), 'mock-imds-tokens-'))
 })
 after(async () => {
@@ -87,7 +87,7 @@ test('several user-assigned identities and no system-assigned one: a selector is
     managedIdentities: tenant.managedIdentities.filter((mi) => mi.type === 'UserAssigned'),
     appRoleAssignments: tenant.appRoleAssignments.filter((a) => a.principalId !== system?.principalId)
   }))
-  const noSystem = await build({ MOCK_IMDS_TENANT_FILE: file })
+  const noSystem = await build({ tenant: file })
   t.after(() => noSystem.close())
   const response = await imdsRequest(noSystem, 'api://conformance-v2')
   assert.equal(response.statusCode, 400)
@@ -98,8 +98,8 @@ test('several user-assigned identities and no system-assigned one: a selector is
   assert.equal((await imdsRequest(noSystem, 'api://conformance-v2', `&client_id=${assigned?.clientId}`)).statusCode, 200)
 })
 
-test('MOCK_IMDS_TOKEN_LIFETIME_SECONDS makes short-lived tokens', async (t) => {
-  const short = await build({ MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '120' })
+test('tokenLifetimeSeconds makes short-lived tokens', async (t) => {
+  const short = await build({ tokenLifetimeSeconds: 120 })
   t.after(() => short.close())
   const body = (await imdsRequest(short)).json()
   const claims = decodePayload(body.access_token)

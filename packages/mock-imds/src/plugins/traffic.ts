@@ -72,7 +72,7 @@ export const trafficPlugin = fp<TrafficOptions>(async (fastify, { faults, counts
 
   // A hung request must not hold the server open: on close it goes on to its normal answer.
   fastify.addHook('preClose', async () => { faults.releaseHung() })
-}, { name: 'mock-imds-traffic', dependencies: ['metrics'], fastify: '5.x' })
+}, { name: 'mock-imds-traffic', dependencies: ['mock-imds-observability'], fastify: '5.x' })
 
 /** Cut-off documents, as a broken proxy or a half-written cache would serve them. */
 const garbage: Record<Endpoint, string> = {
