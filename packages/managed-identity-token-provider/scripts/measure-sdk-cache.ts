@@ -1,8 +1,8 @@
 /**
  * What the SDK's token cache and mock-imds's cache (which, like IMDS, serves its cached token until
  * the last 5 minutes) answer at the caller's refresh points of a 24 h token. A fake clock jumps
- * through the day; each line is one getToken through IdentityEndpoint, with the HTTP exchanges it
- * made. Run: node services/caller/scripts/measure-sdk-cache.ts (the numbers are in the README).
+ * through the day; each line is one getToken through ManagedIdentityEndpoint, with the HTTP exchanges it
+ * made. Run: node packages/managed-identity-token-provider/scripts/measure-sdk-cache.ts (the numbers are in the README).
  */
 let offsetMs = 0
 const RealDate = Date
@@ -18,15 +18,14 @@ class FakeDate extends RealDate {
 }
 globalThis.Date = FakeDate as DateConstructor
 
-const { buildApp } = await import('../../mock-imds/src/app.ts')
-const { readConfig } = await import('../../mock-imds/src/config.ts')
-const mock = await buildApp(readConfig({ LOG_LEVEL: 'silent' }))
+const { buildMockImds } = await import('../../mock-imds/src/index.ts')
+const mock = await buildMockImds({ logLevel: 'silent' })
 const address = await mock.listen({ host: '127.0.0.1', port: 0 })
 // Read by the SDK at its first token request: set before the credential is used.
 process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = address
 
-const { IdentityEndpoint } = await import('../src/identity/endpoint.ts')
-const endpoint = new IdentityEndpoint({ scope: 'api://msi-pair-api/.default', selector: { kind: 'system' }, attemptTimeoutMs: 2000 })
+const { ManagedIdentityEndpoint } = await import('../src/endpoint.ts')
+const endpoint = new ManagedIdentityEndpoint({ selector: { kind: 'system' } })
 
 let firstExpiresOn: number | undefined
 const points: Array<[string, number]> = [
@@ -37,7 +36,7 @@ const points: Array<[string, number]> = [
 ]
 for (const [label, hours] of points) {
   offsetMs = hours * 3_600_000
-  const { token, exchanges } = await endpoint.attempt()
+  const { token, exchanges } = await endpoint.attempt(['api://msi-pair-api/.default'], 2000)
   firstExpiresOn ??= token.expiresOnTimestamp
   const refreshAfter = token.refreshAfterTimestamp === undefined ? '-' : `${((token.refreshAfterTimestamp - Date.now()) / 3_600_000).toFixed(2)} h`
   console.log(`${label.padEnd(34)} HTTP ${JSON.stringify(exchanges.map((e) => e.status)).padEnd(6)} ` +

@@ -1,7 +1,7 @@
-import { ManagedIdentityCredential, type AccessToken, type TokenCredentialOptions } from '@azure/identity'
+import { ManagedIdentityCredential, type TokenCredentialOptions } from '@azure/identity'
+import type { AccessToken, TokenCredential } from '@azure/core-auth'
 import { createDefaultHttpClient, type HttpClient, type PipelineRequest } from '@azure/core-rest-pipeline'
-import type { IdentitySelector } from '../config.ts'
-import { classifyCredentialError, parseRetryAfter } from './errors.ts'
+import { classifyCredentialError, defaultHints, parseRetryAfter, type FailureHints } from './errors.ts'
 
 /** One HTTP exchange with the identity endpoint: its status, or why none came back. */
 export type Exchange =
@@ -14,20 +14,84 @@ export interface Attempt {
   exchanges: Exchange[]
 }
 
-export interface IdentityEndpointOptions {
-  scope: string
-  selector: IdentitySelector
-  attemptTimeoutMs: number
+/** Single attempts at a token for some scopes, each bounded by its own timeout. */
+export interface AttemptSource {
   /**
-   * Called once per HTTP exchange with the identity endpoint when its attempt ends, for metrics:
-   * success when it brought a usable answer (a 200 that is not a token response is a failure).
+   * One getToken: at most one HTTP request for a managed identity, given up after timeoutMs. Throws
+   * an IdentityEndpointError that says whether a retry may help.
    */
-  onExchange?: (result: 'success' | 'failure') => void
+  attempt: (scopes: string[], timeoutMs: number) => Promise<Attempt>
+}
+
+/** Which managed identity: the system-assigned one, or a user-assigned one by one of its IDs. */
+export type IdentitySelector =
+  | { kind: 'system' }
+  | { kind: 'clientId' | 'resourceId' | 'objectId', value: string }
+
+interface PendingAttempt {
+  /** resource + identity, as they appear in the token request's query. */
+  key: string
+  timeoutMs: number
+  exchanges: Exchange[]
 }
 
 /**
+ * The attempts in flight in this process, by what their token request will carry. MSAL keeps the
+ * endpoint it picked in a static together with the HTTP client of the credential that made the
+ * process's first token request (measured: a second credential's requests go through the first
+ * one's client). So there is one client per process, shared by every credential this package
+ * builds, and it finds the attempt a request belongs to from the request itself.
+ */
+const pending = new Set<PendingAttempt>()
+const innerClient = createDefaultHttpClient()
+
+const identityParams = ['client_id', 'msi_res_id', 'mi_res_id', 'object_id', 'principal_id']
+
+function keyOf (resource: string, identity: string | undefined): string {
+  return `${resource}\n${identity?.toLowerCase() ?? ''}`
+}
+
+function attemptOf (request: PipelineRequest): PendingAttempt | undefined {
+  let url: URL
+  try { url = new URL(request.url) } catch { return undefined }
+  const resource = url.searchParams.get('resource')
+  if (resource !== null) {
+    const identity = identityParams.map((name) => url.searchParams.get(name)).find((value) => value !== null) ?? undefined
+    const key = keyOf(resource, identity)
+    for (const attempt of pending) if (attempt.key === key) return attempt
+  }
+  // A request of another shape (the AKS token exchange posts to Entra): only unambiguous when alone.
+  return pending.size === 1 ? pending.values().next().value : undefined
+}
+
+const sharedHttpClient: HttpClient = {
+  async sendRequest (request: PipelineRequest) {
+    const attempt = attemptOf(request)
+    if (attempt) request.timeout = attempt.timeoutMs
+    // Exchanges belong to the attempt that was current when they were sent.
+    const exchanges = attempt?.exchanges ?? []
+    let exchange: Exchange = { status: 'unreachable' }
+    try {
+      const response = await innerClient.sendRequest(request)
+      exchange = { status: response.status, retryAfterMs: parseRetryAfter(response.headers) }
+      return response
+    } catch (error) {
+      // The SDK's client ends a request past its timeout with an AbortError; MSAL then reports
+      // it as network_error, the same as a refused connection, so tell them apart here.
+      exchange = { status: (error as Error).name === 'AbortError' ? 'timeout' : 'unreachable' }
+      throw error
+    } finally {
+      exchanges.push(exchange)
+    }
+  }
+}
+
+/** The resource MSAL asks IMDS for: the scope without "/.default" (as @azure/identity maps it). */
+const resourceOf = (scope: string) => scope.replace(/\/\.default$/, '')
+
+/**
  * ManagedIdentityCredential (never the DefaultAzureCredential chain, which spawns developer CLIs),
- * turned into single HTTP attempts that the token provider owns the retry policy of:
+ * turned into single HTTP attempts whose retry policy the token provider owns:
  * - retryOptions.maxRetries 0: the SDK's own retries are long and uneven (404 ~20 s, 410 ~70 s,
  *   5xx ~6 s, 429 without Retry-After never) and it never gives up on a hung endpoint;
  * - our own HttpClient (the SDK's default one, wrapped) sets a timeout on each request, because
@@ -35,45 +99,19 @@ export interface IdentityEndpointOptions {
  *   response's status and Retry-After, which the SDK's errors do not carry.
  * The SDK still builds the requests (IMDS, the identity endpoint of Container Apps and App Service,
  * or AKS workload identity), parses the answers and caches tokens.
- *
- * One per process: MSAL keeps the endpoint it picked in a static, together with the HTTP client
- * of the credential that made the process's first token request, so a second credential's
- * requests would go through the first one's client (measured), timeout and bookkeeping included.
  */
-export class IdentityEndpoint {
+export class ManagedIdentityEndpoint implements AttemptSource {
   readonly #credential: ManagedIdentityCredential
-  readonly #scope: string
-  readonly #attemptTimeoutMs: number
+  readonly #identity: string | undefined
+  readonly #hints: FailureHints
   readonly #onExchange: (result: 'success' | 'failure') => void
-  #exchanges: Attempt['exchanges'] = []
 
-  constructor (options: IdentityEndpointOptions) {
-    this.#scope = options.scope
-    this.#attemptTimeoutMs = options.attemptTimeoutMs
-    const inner = createDefaultHttpClient()
+  constructor (options: { selector: IdentitySelector, hints?: FailureHints | undefined, onExchange?: ((result: 'success' | 'failure') => void) | undefined }) {
+    this.#hints = options.hints ?? defaultHints
     this.#onExchange = options.onExchange ?? (() => {})
-    const httpClient: HttpClient = {
-      sendRequest: async (request: PipelineRequest) => {
-        request.timeout = this.#attemptTimeoutMs
-        // Exchanges belong to the attempt that was current when they were sent.
-        const exchanges = this.#exchanges
-        let exchange: Exchange = { status: 'unreachable' }
-        try {
-          const response = await inner.sendRequest(request)
-          exchange = { status: response.status, retryAfterMs: parseRetryAfter(response.headers) }
-          return response
-        } catch (error) {
-          // The SDK's client ends a request past its timeout with an AbortError; MSAL then reports
-          // it as network_error, the same as a refused connection, so tell them apart here.
-          exchange = { status: (error as Error).name === 'AbortError' ? 'timeout' : 'unreachable' }
-          throw error
-        } finally {
-          exchanges.push(exchange)
-        }
-      }
-    }
-    const common: TokenCredentialOptions = { retryOptions: { maxRetries: 0 }, httpClient }
+    const common: TokenCredentialOptions = { retryOptions: { maxRetries: 0 }, httpClient: sharedHttpClient }
     const { selector } = options
+    this.#identity = selector.kind === 'system' ? undefined : selector.value
     this.#credential = selector.kind === 'clientId'
       ? new ManagedIdentityCredential({ ...common, clientId: selector.value })
       : selector.kind === 'resourceId'
@@ -83,23 +121,20 @@ export class IdentityEndpoint {
           : new ManagedIdentityCredential(common)
   }
 
-  /**
-   * One getToken: at most one HTTP request, bounded by the attempt timeout. Throws an
-   * IdentityEndpointError that says whether a retry may help.
-   */
-  async attempt (): Promise<Attempt> {
-    const exchanges: Attempt['exchanges'] = []
-    this.#exchanges = exchanges
+  async attempt (scopes: string[], timeoutMs: number): Promise<Attempt> {
+    const record: PendingAttempt = { key: keyOf(resourceOf(scopes[0] ?? ''), this.#identity), timeoutMs, exchanges: [] }
+    pending.add(record)
+    const { exchanges } = record
     let timedOut = false
     let timer: NodeJS.Timeout | undefined
     // The request timeout above normally ends a hung request; this race is the backstop for any
     // path where the SDK would still not settle. Such an attempt is abandoned, not cancelled
     // (the SDK offers no way to cancel it): it ends with its socket, or never.
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { timedOut = true; reject(new Error('attempt timed out')) }, this.#attemptTimeoutMs + 250)
+      timer = setTimeout(() => { timedOut = true; reject(new Error('attempt timed out')) }, timeoutMs + 250)
     })
     try {
-      const token = await Promise.race([this.#credential.getToken(this.#scope), timeout])
+      const token = await Promise.race([this.#credential.getToken(scopes), timeout])
       if (!token) throw new Error('the credential returned no token')
       for (const e of exchanges) this.#onExchange(typeof e.status === 'number' && e.status < 400 ? 'success' : 'failure')
       return { token, exchanges }
@@ -110,7 +145,44 @@ export class IdentityEndpoint {
         timedOut: timedOut || last?.status === 'timeout',
         answeredStatus: typeof last?.status === 'number' ? last.status : undefined,
         retryAfterMs: last && 'retryAfterMs' in last ? last.retryAfterMs : undefined
-      })
+      }, this.#hints)
+    } finally {
+      clearTimeout(timer)
+      pending.delete(record)
+    }
+  }
+}
+
+/**
+ * Any TokenCredential as a source of attempts. Its HTTP exchanges are out of sight, so each
+ * attempt is bounded by an abort signal (for credentials that honour it) and a timer (for those
+ * that do not), and its errors are classified from what they carry.
+ */
+export class CredentialEndpoint implements AttemptSource {
+  readonly #credential: TokenCredential
+  readonly #hints: FailureHints
+
+  constructor (credential: TokenCredential, hints: FailureHints = defaultHints) {
+    this.#credential = credential
+    this.#hints = hints
+  }
+
+  async attempt (scopes: string[], timeoutMs: number): Promise<Attempt> {
+    const controller = new AbortController()
+    let timedOut = false
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { timedOut = true; controller.abort(); reject(new Error('attempt timed out')) }, timeoutMs)
+    })
+    try {
+      const token = await Promise.race([
+        this.#credential.getToken(scopes, { abortSignal: controller.signal, requestOptions: { timeout: timeoutMs } }),
+        timeout
+      ])
+      if (!token) throw new Error('the credential returned no token')
+      return { token, exchanges: [] }
+    } catch (error) {
+      throw classifyCredentialError(error, { timedOut }, this.#hints)
     } finally {
       clearTimeout(timer)
     }

@@ -10,6 +10,23 @@ export type FailureReason =
   | 'invalid_response' | 'stale_token' | 'unknown'
   | 'identity_not_found' | 'invalid_resource' | 'unauthorized' | 'bad_request'
 
+/** The reasons that no retry fixes: the deployment (identity assignment, scope, platform secret) must change. */
+export type DeploymentFailureReason = 'identity_not_found' | 'invalid_resource' | 'unauthorized' | 'bad_request'
+
+/**
+ * What to check for each deployment error. The defaults name the standard variables; an app that
+ * reads other variables (say, MANAGED_IDENTITY_RESOURCE_ID or API_SCOPE) passes its own text.
+ */
+export type FailureHints = Record<DeploymentFailureReason, string>
+
+export const defaultHints: FailureHints = {
+  identity_not_found: 'the managed identity is not assigned to this host: check the selected identity (clientId / resourceId / objectId, AZURE_CLIENT_ID by convention) and its assignment',
+  invalid_resource: 'the scope\'s resource is not known to the tenant: check the scope (an App ID URI or client ID, followed by /.default)',
+  unauthorized: 'the identity endpoint refused the request: check IDENTITY_HEADER',
+  bad_request: 'the identity endpoint rejected the request'
+}
+
+/** One failed attempt at the identity endpoint, classified. The `cause` of a {@link TokenUnavailableError}. */
 export class IdentityEndpointError extends Error {
   override name = 'IdentityEndpointError'
   readonly reason: FailureReason
@@ -18,39 +35,69 @@ export class IdentityEndpointError extends Error {
   readonly status: number | undefined
   /** What the endpoint asked for in Retry-After (or retry-after-ms), in ms. */
   readonly retryAfterMs: number | undefined
+  /** What to check, for a deployment error. */
+  readonly hint: string | undefined
 
-  constructor (message: string, details: { reason: FailureReason, retryable: boolean, status?: number | undefined, retryAfterMs?: number | undefined, cause?: unknown }) {
+  constructor (message: string, details: { reason: FailureReason, retryable: boolean, status?: number | undefined, retryAfterMs?: number | undefined, hint?: string | undefined, cause?: unknown }) {
     super(message, { cause: details.cause })
     this.reason = details.reason
     this.retryable = details.retryable
     this.status = details.status
     this.retryAfterMs = details.retryAfterMs
+    this.hint = details.hint
+  }
+}
+
+/**
+ * What getToken throws when it has no token to give: why (`reason`), what to check (`hint`), and
+ * whether only a change of deployment helps (`deploymentError`, e.g. identity_not_found) or a
+ * later call may succeed (then `retryAfterMs` says when it is worth asking again).
+ */
+export class TokenUnavailableError extends Error {
+  override name = 'TokenUnavailableError'
+  /** A {@link FailureReason}, or 'too_many_scopes' / 'invalid_scope' for a misuse of the provider. */
+  readonly reason: FailureReason | 'too_many_scopes' | 'invalid_scope'
+  /** What to check or expect, in one sentence. */
+  readonly hint: string
+  /** True when retrying cannot help until the deployment changes (identity not found, ...). */
+  readonly deploymentError: boolean
+  /** The identity endpoint's HTTP status in the last failure, when it answered. */
+  readonly status: number | undefined
+  /** A hint for a Retry-After header: when asking again may help, in ms. */
+  readonly retryAfterMs: number
+
+  constructor (message: string, details: { reason: TokenUnavailableError['reason'], hint: string, deploymentError: boolean, status?: number | undefined, retryAfterMs?: number, cause?: unknown }) {
+    super(message, { cause: details.cause })
+    this.reason = details.reason
+    this.hint = details.hint
+    this.deploymentError = details.deploymentError
+    this.status = details.status
+    this.retryAfterMs = details.retryAfterMs ?? 1000
   }
 }
 
 const retryableByStatus: Record<number, FailureReason> = { 404: 'not_found', 408: 'timeout', 410: 'gone', 429: 'throttled' }
 
-/** Classifies an HTTP status the identity endpoint answered with. */
-export function failureOfStatus (status: number, description: string, retryAfterMs?: number, cause?: unknown): IdentityEndpointError {
+/**
+ * Classifies an HTTP status the identity endpoint answered with. Retryable per Azure's guidance
+ * (learn.microsoft.com, "How to use managed identities ... to acquire an access token", error
+ * handling): 404, 408, 410, 429 and 5xx; every other 4xx is a deployment error.
+ */
+export function failureOfStatus (status: number, description: string, retryAfterMs?: number, cause?: unknown, hints: FailureHints = defaultHints): IdentityEndpointError {
   const retryableReason = retryableByStatus[status] ?? (status >= 500 ? 'server_error' : undefined)
   if (retryableReason) {
     return new IdentityEndpointError(`the identity endpoint answered ${status} (${retryableReason}): ${description}`,
       { reason: retryableReason, retryable: true, status, retryAfterMs, cause })
   }
-  const reason: FailureReason =
+  const reason: DeploymentFailureReason =
     /identity not found|multiple user assigned identities/i.test(description)
       ? 'identity_not_found'
       : /invalid_resource|AADSTS500011/i.test(description)
         ? 'invalid_resource'
         : status === 401 || status === 403 ? 'unauthorized' : 'bad_request'
-  const hint = {
-    identity_not_found: 'the managed identity is not assigned to this host: check AZURE_CLIENT_ID / MANAGED_IDENTITY_RESOURCE_ID / MANAGED_IDENTITY_OBJECT_ID and the identity assignment',
-    invalid_resource: 'the api is not known to the tenant: check API_SCOPE',
-    unauthorized: 'the identity endpoint refused the request: check IDENTITY_HEADER',
-    bad_request: 'the identity endpoint rejected the request'
-  }[reason as 'identity_not_found' | 'invalid_resource' | 'unauthorized' | 'bad_request']
+  const hint = hints[reason]
   return new IdentityEndpointError(`deployment error, not retried: ${hint} (HTTP ${status}: ${description})`,
-    { reason, retryable: false, status, cause })
+    { reason, retryable: false, status, hint, cause })
 }
 
 interface MsalLikeError { status?: unknown, errorCode?: unknown, errorMessage?: unknown, message?: unknown }
@@ -68,12 +115,13 @@ interface MsalLikeError { status?: unknown, errorCode?: unknown, errorMessage?: 
  */
 export function classifyCredentialError (
   error: unknown,
-  context: { timedOut: boolean, answeredStatus?: number | undefined, retryAfterMs?: number | undefined }
+  context: { timedOut: boolean, answeredStatus?: number | undefined, retryAfterMs?: number | undefined },
+  hints: FailureHints = defaultHints
 ): IdentityEndpointError {
   if (error instanceof IdentityEndpointError) return error
   const cause = ((error as { cause?: unknown })?.cause ?? {}) as MsalLikeError
   if (typeof cause.status === 'number' && cause.status >= 400) {
-    return failureOfStatus(cause.status, describe(cause), context.retryAfterMs, error)
+    return failureOfStatus(cause.status, describe(cause), context.retryAfterMs, error, hints)
   }
   if (context.timedOut) {
     return new IdentityEndpointError('the identity endpoint did not answer in time', { reason: 'timeout', retryable: true, cause: error })

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../mock-imds/src/app.ts'
-import { readConfig } from '../../mock-imds/src/config.ts'
-import { IdentityEndpoint } from '../src/identity/endpoint.ts'
-import { ManagedIdentityTokenProvider } from '../src/identity/token-provider.ts'
-import { tenant } from './helpers.ts'
+import { ManagedIdentityTokenProvider } from '../src/index.ts'
+import { apiScope, buildMockImds } from './mock-imds.ts'
 
 // The 24 h token path, in process: the real SDK against a real mock-imds, with a clock that jumps
 // through two days. MSAL reads the clock through `new Date()`, mock-imds through Date.now(), so
@@ -30,7 +27,7 @@ const hours = (h: number) => { offsetMs = h * 3_600_000 }
 
 let mock: FastifyInstance
 before(async () => {
-  mock = await buildApp(readConfig({ LOG_LEVEL: 'silent', MOCK_IMDS_ADMIN_PORT: '0' }))
+  mock = await buildMockImds({ logLevel: 'silent', adminPort: 0 })
   process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = await mock.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
@@ -46,26 +43,27 @@ async function tokenRequests (): Promise<number> {
 
 test('a 24 h token through the SDK\'s cache: half-life refresh, an endpoint that caches, a swallowed error, the margin', async (t) => {
   const events: string[] = []
-  const tokens = new ManagedIdentityTokenProvider({
-    source: new IdentityEndpoint({ scope: tenant.apiScope, selector: { kind: 'system' }, attemptTimeoutMs: 2000 }),
-    settings: {
-      acquisitionDeadlineMs: 5000,
-      waitTimeoutMs: 5000,
-      retryBaseDelayMs: 50,
-      retryMaxDelayMs: 200,
-      fatalCooldownMs: 1000,
-      refreshFraction: 0.5,
-      refreshJitter: 0.25,
-      expiryMarginMs: 120_000
-    },
+  const provider = new ManagedIdentityTokenProvider({
+    attemptTimeoutMs: 2000,
+    acquisitionDeadlineMs: 5000,
+    waitTimeoutMs: 5000,
+    retryBaseDelayMs: 50,
+    retryMaxDelayMs: 200,
+    fatalCooldownMs: 1000,
+    refreshFraction: 0.5,
+    refreshJitter: 0.25,
+    expiryMarginMs: 120_000,
     observer: {
       servedFromCache: () => events.push('cache'),
       acquisitionFinished: (result) => events.push(`acquisition:${result}`),
       refreshFailed: () => events.push('refresh-failed')
-    },
-    log: { debug () {}, info () {}, warn () {}, error () {} }
+    }
   })
-  t.after(() => tokens.close())
+  t.after(() => provider.close())
+  const tokens = {
+    getToken: async (options: { forceRefresh?: boolean } = {}) => (await provider.getToken(apiScope, options)).token,
+    readiness: () => provider.notReadyReason()
+  }
   const refreshFailures = () => events.filter((e) => e === 'refresh-failed').length
 
   hours(0)

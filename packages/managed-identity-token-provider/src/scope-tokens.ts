@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { AccessToken } from '@azure/identity'
-import type { Attempt } from './endpoint.ts'
-import { IdentityEndpointError, failureOfStatus } from './errors.ts'
+import type { AccessToken, GetTokenOptions } from '@azure/core-auth'
+import type { AttemptSource } from './endpoint.ts'
+import { IdentityEndpointError, TokenUnavailableError, failureOfStatus, type FailureHints } from './errors.ts'
 
-export interface TokenProviderSettings {
+/** The resolved timings of a provider, all in ms except the fractions. */
+export interface ScopeSettings {
+  attemptTimeoutMs: number
   acquisitionDeadlineMs: number
   waitTimeoutMs: number
   retryBaseDelayMs: number
@@ -12,15 +14,24 @@ export interface TokenProviderSettings {
   refreshFraction: number
   refreshJitter: number
   expiryMarginMs: number
+  hints: FailureHints
 }
 
-/** What the provider reports for metrics; it never sees a token. */
+/**
+ * Events for metrics. The provider never hands a token to an observer. Every callback is optional.
+ */
 export interface TokenProviderObserver {
-  servedFromCache: () => void
-  acquisitionFinished: (result: 'success' | 'failure', seconds: number) => void
-  refreshFailed: () => void
+  /** A getToken was answered from the held token, without waiting. */
+  servedFromCache?: () => void
+  /** One HTTP exchange with the identity endpoint ended: `success` when it brought a usable answer. */
+  exchange?: (result: 'success' | 'failure') => void
+  /** One acquisition (attempts, backoff and Retry-After waits included) ended after `seconds`. */
+  acquisitionFinished?: (result: 'success' | 'failure', seconds: number) => void
+  /** An attempt failed while a valid token was held (the old token keeps being served). */
+  refreshFailed?: () => void
 }
 
+/** A pino-compatible logger (fastify's `request.log` or `app.log` fit). Tokens are never logged. */
 export interface Logger {
   debug: (object: object, message: string) => void
   info: (object: object, message: string) => void
@@ -28,22 +39,10 @@ export interface Logger {
   error: (object: object, message: string) => void
 }
 
-/** The source of single attempts (IdentityEndpoint in production). */
-export interface AttemptSource {
-  attempt: () => Promise<Attempt>
-}
-
-/** A request could not get a token: the 503 it answers with says why. */
-export class TokenUnavailableError extends Error {
-  override name = 'TokenUnavailableError'
-  readonly reason: string
-  /** True when retrying cannot help until the deployment changes (identity not found, ...). */
-  readonly deploymentError: boolean
-  constructor (message: string, reason: string, deploymentError: boolean, cause?: unknown) {
-    super(message, { cause })
-    this.reason = reason
-    this.deploymentError = deploymentError
-  }
+export interface GetOptions {
+  forceRefresh?: boolean | undefined
+  waitTimeoutMs?: number | undefined
+  abortSignal?: GetTokenOptions['abortSignal'] | undefined
 }
 
 interface HeldToken {
@@ -57,20 +56,26 @@ interface HeldToken {
 
 const random = (min: number, max: number) => min + Math.random() * (max - min)
 
+/** What getToken throws when its abortSignal fires, as @azure/abort-controller's AbortError. */
+export class AbortError extends Error {
+  override name = 'AbortError'
+}
+
 /**
- * Tokens for one scope from the managed identity, closing the SDK's gaps:
+ * Tokens for one scope (or one set of scopes), closing the SDK's gaps:
  * - single flight: one acquisition at a time, shared by every waiting request and the refresher;
- * - deadlines: a request waits at most waitTimeoutMs (then 503), an acquisition runs at most
- *   acquisitionDeadlineMs; an attempt is bounded by the endpoint's own timeout;
+ * - deadlines: a request waits at most waitTimeoutMs (then TokenUnavailableError), an acquisition
+ *   runs at most acquisitionDeadlineMs, an attempt at most attemptTimeoutMs;
  * - retries with full-jitter backoff (or Retry-After) for what Azure calls retryable, none for a
  *   deployment error, which also holds back new attempts for fatalCooldownMs;
  * - our own copy of the last good token, served while it is fresh; a background refresh at a
  *   jittered point of its lifetime, never on the request path, and while refreshes fail the last
  *   good token keeps being served until it comes within its margin of expiry.
  */
-export class ManagedIdentityTokenProvider {
+export class ScopeTokens {
+  readonly #scopes: string[]
   readonly #source: AttemptSource
-  readonly #settings: TokenProviderSettings
+  readonly #settings: ScopeSettings
   readonly #observer: TokenProviderObserver
   readonly #log: Logger
   readonly #closing = new AbortController()
@@ -81,17 +86,19 @@ export class ManagedIdentityTokenProvider {
   /** Honours a Retry-After beyond the acquisition that received it. */
   #retryNotBeforeMs = 0
   #refreshTimer: NodeJS.Timeout | undefined
+  #refreshAtMs: number | undefined
 
-  constructor (options: { source: AttemptSource, settings: TokenProviderSettings, observer: TokenProviderObserver, log: Logger }) {
+  constructor (options: { scopes: string[], source: AttemptSource, settings: ScopeSettings, observer: TokenProviderObserver, log: Logger }) {
+    this.#scopes = options.scopes
     this.#source = options.source
     this.#settings = options.settings
     this.#observer = options.observer
     this.#log = options.log
   }
 
-  /** Starts warming the token in the background; never blocks. */
-  start (): void {
-    this.#scheduleRefresh(0)
+  /** Starts an acquisition in the background unless a token is held or one runs; never blocks. */
+  warm (): void {
+    if (!this.#held && !this.#inflight && this.#refreshTimer === undefined) this.#scheduleRefresh(0)
   }
 
   close (): void {
@@ -100,24 +107,26 @@ export class ManagedIdentityTokenProvider {
   }
 
   /**
-   * A token for the api. forceRefresh skips our copy (after a 401 from the api); what comes back
-   * is what the SDK holds, and the SDK serves its own cache until its renewal point.
+   * The held token while it is fresh; else waits for the acquisition in progress (or starts one)
+   * up to the wait timeout or the abort signal. forceRefresh skips the held token (after a 401):
+   * what comes back is what the SDK holds, and the SDK serves its own cache until its renewal point.
    */
-  async getToken (options: { forceRefresh?: boolean } = {}): Promise<string> {
+  async get (options: GetOptions = {}): Promise<AccessToken> {
+    if (options.abortSignal?.aborted) throw new AbortError('getToken was aborted')
     const held = this.#held
     if (!options.forceRefresh && held && this.#isFresh(held)) {
-      this.#observer.servedFromCache()
-      return held.token
+      this.#observer.servedFromCache?.()
+      return this.#accessToken(held)
     }
     const last = this.#lastFailure
     if (last && !last.retryable && Date.now() < this.#fatalUntilMs) {
-      throw new TokenUnavailableError(last.message, last.reason, true, last)
+      throw this.#unavailable(last.message, last, Math.max(1000, this.#fatalUntilMs - Date.now()))
     }
-    return (await this.#waitFor(this.#acquire())).token
+    return this.#accessToken(await this.#waitFor(this.#acquire(), options))
   }
 
   /** null when a fresh token is held (readiness), else why not. */
-  readiness (): string | null {
+  notReadyReason (): string | null {
     const held = this.#held
     if (held && this.#isFresh(held)) return null
     const why = this.#lastFailure ? `: ${this.#lastFailure.message}` : ''
@@ -130,29 +139,51 @@ export class ManagedIdentityTokenProvider {
     return this.#held ? Math.max(0, (this.#held.expiresOnMs - Date.now()) / 1000) : 0
   }
 
+  #accessToken (held: HeldToken): AccessToken {
+    // The next background refresh, so that the Azure pipeline's token cycler asks again then (and
+    // is answered from the held token until the refresh has renewed it).
+    const refreshAfter = Math.min(this.#refreshAtMs ?? Infinity, held.expiresOnMs - held.marginMs)
+    return { token: held.token, expiresOnTimestamp: held.expiresOnMs, refreshAfterTimestamp: Math.max(Date.now(), refreshAfter), tokenType: 'Bearer' }
+  }
+
   #isFresh (held: Pick<HeldToken, 'expiresOnMs' | 'marginMs'>, now = Date.now()): boolean {
     return now < held.expiresOnMs - held.marginMs
   }
 
-  async #waitFor (acquisition: Promise<HeldToken>): Promise<HeldToken> {
-    const { waitTimeoutMs } = this.#settings
+  #unavailable (message: string, failure: IdentityEndpointError | undefined, retryAfterMs?: number): TokenUnavailableError {
+    const deploymentError = failure !== undefined && !failure.retryable
+    return new TokenUnavailableError(message, {
+      reason: failure?.reason ?? 'timeout',
+      hint: failure?.hint ?? 'the identity endpoint has not delivered a token yet; the acquisition goes on in the background',
+      deploymentError,
+      status: failure?.status,
+      retryAfterMs: retryAfterMs ?? Math.max(1000, this.#retryNotBeforeMs - Date.now()),
+      cause: failure
+    })
+  }
+
+  async #waitFor (acquisition: Promise<HeldToken>, options: GetOptions): Promise<HeldToken> {
+    const waitTimeoutMs = options.waitTimeoutMs ?? this.#settings.waitTimeoutMs
+    const signal = options.abortSignal
     let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
         const last = this.#lastFailure
-        reject(new TokenUnavailableError(
-          `no token from the identity endpoint within ${waitTimeoutMs} ms${last ? `; last failure: ${last.message}` : ''}`,
-          last?.reason ?? 'timeout', false))
+        reject(this.#unavailable(`no token from the identity endpoint within ${waitTimeoutMs} ms${last ? `; last failure: ${last.message}` : ''}`, last))
       }, waitTimeoutMs)
+      onAbort = () => { reject(new AbortError('getToken was aborted')) }
+      signal?.addEventListener('abort', onAbort)
     })
     try {
       return await Promise.race([acquisition, deadline])
     } catch (error) {
-      if (error instanceof TokenUnavailableError) throw error
+      if (error instanceof TokenUnavailableError || error instanceof AbortError) throw error
       const failure = error as IdentityEndpointError
-      throw new TokenUnavailableError(failure.message, failure.reason ?? 'unknown', failure.retryable === false, failure)
+      throw this.#unavailable(failure.message, failure)
     } finally {
       clearTimeout(timer)
+      if (onAbort) signal?.removeEventListener('abort', onAbort)
     }
   }
 
@@ -160,8 +191,9 @@ export class ManagedIdentityTokenProvider {
   #acquire (): Promise<HeldToken> {
     if (!this.#inflight) {
       const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined })
-      // Waiters may all have timed out; the outcome is still recorded, so no unhandled rejection.
-      acquisition.catch(() => {})
+      // Waiters may all have timed out: the outcome is still recorded, and a failure schedules the
+      // next acquisition in the background, so that a token is eventually held without a request.
+      acquisition.catch((error: unknown) => { this.#scheduleAfterFailure(error) })
       this.#inflight = acquisition
     }
     return this.#inflight
@@ -169,11 +201,12 @@ export class ManagedIdentityTokenProvider {
 
   async #runAcquisition (): Promise<HeldToken> {
     const started = performance.now()
+    const finished = (result: 'success' | 'failure') => this.#observer.acquisitionFinished?.(result, (performance.now() - started) / 1000)
     const deadlineMs = Date.now() + this.#settings.acquisitionDeadlineMs
     const throttledForMs = this.#retryNotBeforeMs - Date.now()
     if (throttledForMs > 0 && this.#lastFailure) {
       if (Date.now() + throttledForMs >= deadlineMs) {
-        this.#observer.acquisitionFinished('failure', 0)
+        finished('failure')
         throw this.#lastFailure
       }
       await sleep(throttledForMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
@@ -181,7 +214,7 @@ export class ManagedIdentityTokenProvider {
     for (let attempt = 0; ; attempt++) {
       try {
         const held = this.#adopt(await this.#attemptOnce())
-        this.#observer.acquisitionFinished('success', (performance.now() - started) / 1000)
+        finished('success')
         return held
       } catch (error) {
         const failure = error instanceof IdentityEndpointError
@@ -189,19 +222,19 @@ export class ManagedIdentityTokenProvider {
           : new IdentityEndpointError((error as Error).message, { reason: 'unknown', retryable: true, cause: error })
         this.#lastFailure = failure
         const refreshing = this.#held !== undefined && Date.now() < this.#held.expiresOnMs
-        if (refreshing) this.#observer.refreshFailed()
-        const fields = { reason: failure.reason, status: failure.status, attempt: attempt + 1, refreshing }
+        if (refreshing) this.#observer.refreshFailed?.()
+        const fields = { scopes: this.#scopes, reason: failure.reason, status: failure.status, attempt: attempt + 1, refreshing }
         if (!failure.retryable) {
           this.#fatalUntilMs = Date.now() + this.#settings.fatalCooldownMs
           this.#log.error({ ...fields, err: failure }, 'managed identity token: deployment error, not retried')
-          this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
+          finished('failure')
           throw failure
         }
         const delayMs = failure.retryAfterMs ?? Math.random() * Math.min(this.#settings.retryMaxDelayMs, this.#settings.retryBaseDelayMs * 2 ** attempt)
         if (failure.retryAfterMs !== undefined) this.#retryNotBeforeMs = Date.now() + failure.retryAfterMs
         if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
           this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
-          this.#observer.acquisitionFinished('failure', (performance.now() - started) / 1000)
+          finished('failure')
           throw failure
         }
         // Expected while the endpoint recovers: the message, without a stack per attempt.
@@ -214,12 +247,13 @@ export class ManagedIdentityTokenProvider {
 
   /** One attempt, judged: a fresh token, or an IdentityEndpointError. */
   async #attemptOnce (): Promise<AccessToken> {
-    let { token, exchanges } = await this.#source.attempt()
+    const timeoutMs = this.#settings.attemptTimeoutMs
+    let { token, exchanges } = await this.#source.attempt(this.#scopes, timeoutMs)
     // During its own proactive refresh (tokens over 2 h, past their half-life) MSAL swallows an
     // HTTP error and hands back its cached token; the exchange shows what really happened.
     const failed = exchanges.find((e) => e.status === 'timeout' || e.status === 'unreachable' || e.status >= 400)
     if (failed) {
-      if (typeof failed.status === 'number') throw failureOfStatus(failed.status, 'answered during the SDK\'s own refresh', failed.retryAfterMs)
+      if (typeof failed.status === 'number') throw failureOfStatus(failed.status, 'answered during the SDK\'s own refresh', failed.retryAfterMs, undefined, this.#settings.hints)
       throw new IdentityEndpointError(`the identity endpoint is ${failed.status === 'timeout' ? 'not answering' : 'unreachable'}`, { reason: failed.status, retryable: true })
     }
     // ...and when that refresh succeeds it still returns the old token, keeping the new one in its
@@ -227,7 +261,7 @@ export class ManagedIdentityTokenProvider {
     const held = this.#held
     if (held && exchanges.length > 0 && token.expiresOnTimestamp <= held.expiresOnMs &&
         held.sdkRefreshAfterMs !== undefined && Date.now() >= held.sdkRefreshAfterMs) {
-      ({ token } = await this.#source.attempt())
+      ({ token } = await this.#source.attempt(this.#scopes, timeoutMs))
     }
     const margin = this.#marginFor(token.expiresOnTimestamp - Date.now())
     if (!this.#isFresh({ expiresOnMs: token.expiresOnTimestamp, marginMs: margin })) {
@@ -260,7 +294,7 @@ export class ManagedIdentityTokenProvider {
     // Jittered, so that a scale set's instances, which all started together, do not refresh together.
     const { refreshFraction, refreshJitter } = this.#settings
     const refreshInMs = lifetimeMs * (refreshFraction + Math.random() * refreshJitter)
-    this.#log.info({ expiresInSeconds: Math.round(lifetimeMs / 1000), refreshInSeconds: Math.round(refreshInMs / 1000) }, 'managed identity token: acquired')
+    this.#log.info({ scopes: this.#scopes, expiresInSeconds: Math.round(lifetimeMs / 1000), refreshInSeconds: Math.round(refreshInMs / 1000) }, 'managed identity token: acquired')
     this.#scheduleRefresh(refreshInMs)
     return next
   }
@@ -268,31 +302,31 @@ export class ManagedIdentityTokenProvider {
   #scheduleRefresh (delayMs: number): void {
     if (this.#closing.signal.aborted) return
     clearTimeout(this.#refreshTimer)
+    this.#refreshAtMs = Date.now() + Math.max(0, delayMs)
     this.#refreshTimer = setTimeout(() => { this.#refresh().catch(() => {}) }, Math.max(0, delayMs))
     this.#refreshTimer.unref()
   }
 
+  /** After a failed acquisition (deadline or deployment error): the next one, in the background. */
+  #scheduleAfterFailure (error: unknown): void {
+    const fatal = error instanceof IdentityEndpointError && !error.retryable
+    const retryAfterMs = this.#retryNotBeforeMs - Date.now()
+    this.#scheduleRefresh(fatal ? this.#settings.fatalCooldownMs : Math.max(retryAfterMs, random(0.5, 1) * this.#settings.retryMaxDelayMs))
+  }
+
   async #refresh (): Promise<void> {
     const before = this.#held
-    try {
-      const after = await this.#acquire()
-      if (before && after === before) {
-        // Not renewed: the SDK (or the endpoint, which caches too) handed back the token we hold.
-        // The SDK renews a token of up to 2 h only in its last 5 minutes, so look again at a
-        // fraction of the time left until our margin, which converges into that window before
-        // the margin is reached.
-        const untilMarginMs = before.expiresOnMs - before.marginMs - Date.now()
-        const nextInMs = Math.max(1000, untilMarginMs * random(0.25, 0.5))
-        this.#log.debug({ expiresInSeconds: Math.round((before.expiresOnMs - Date.now()) / 1000), nextCheckInSeconds: Math.round(nextInMs / 1000) },
-          'managed identity token: not renewed yet (the SDK or the endpoint served its cached token)')
-        this.#scheduleRefresh(nextInMs)
-      }
-    } catch (error) {
-      // The acquisition gave up (deadline or deployment error): try again later. Requests keep
-      // the last good token while it is fresh, and start their own acquisition after that.
-      const fatal = error instanceof IdentityEndpointError && !error.retryable
-      const retryAfterMs = this.#retryNotBeforeMs - Date.now()
-      this.#scheduleRefresh(fatal ? this.#settings.fatalCooldownMs : Math.max(retryAfterMs, random(0.5, 1) * this.#settings.retryMaxDelayMs))
+    const after = await this.#acquire()
+    if (before && after === before) {
+      // Not renewed: the SDK (or the endpoint, which caches too) handed back the token we hold.
+      // The SDK renews a token of up to 2 h only in its last 5 minutes, so look again at a
+      // fraction of the time left until our margin, which converges into that window before
+      // the margin is reached.
+      const untilMarginMs = before.expiresOnMs - before.marginMs - Date.now()
+      const nextInMs = Math.max(1000, untilMarginMs * random(0.25, 0.5))
+      this.#log.debug({ scopes: this.#scopes, expiresInSeconds: Math.round((before.expiresOnMs - Date.now()) / 1000), nextCheckInSeconds: Math.round(nextInMs / 1000) },
+        'managed identity token: not renewed yet (the SDK or the endpoint served its cached token)')
+      this.#scheduleRefresh(nextInMs)
     }
   }
 }

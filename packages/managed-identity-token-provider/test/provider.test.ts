@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth'
+import { ManagedIdentityTokenProvider, TokenUnavailableError } from '../src/index.ts'
+
+// The provider's contract over any TokenCredential (its `credential` option): what it adds is
+// independent of the SDK underneath. The SDK path (ManagedIdentityCredential against mock-imds)
+// is in azure-sdk-client.test.ts, sdk-cache.test.ts and the caller's tests.
+
+const scope = 'api://some-api/.default'
+const hour = 3_600_000
+
+/** A credential whose answers the test scripts: each call takes the next behaviour. */
+class ScriptedCredential implements TokenCredential {
+  calls: Array<{ scopes: string[], options: GetTokenOptions | undefined }> = []
+  readonly #next: (call: number, scopes: string[]) => Promise<AccessToken>
+  constructor (next: (call: number, scopes: string[]) => Promise<AccessToken>) { this.#next = next }
+  async getToken (scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    const list = Array.isArray(scopes) ? scopes : [scopes]
+    this.calls.push({ scopes: list, options })
+    return await this.#next(this.calls.length, list)
+  }
+}
+
+const token = (name: string, lifetimeMs = hour): AccessToken => ({ token: name, expiresOnTimestamp: Date.now() + lifetimeMs })
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** What @azure/identity throws for an HTTP error: CredentialUnavailableError with MSAL's ServerError as cause. */
+const httpError = (status: number, description: string) => Object.assign(new Error('ManagedIdentityCredential: Authentication failed.'), {
+  name: 'CredentialUnavailableError',
+  cause: { status, errorCode: 'invalid_request', errorMessage: `Description: ${description} - Correlation ID: x` }
+})
+
+const fast = { retryBaseDelayMs: 10, retryMaxDelayMs: 50, attemptTimeoutMs: 1000, waitTimeoutMs: 2000 }
+
+test('bad options are refused at construction, naming the option', () => {
+  assert.throws(() => new ManagedIdentityTokenProvider({ clientId: 'a', objectId: 'b' }), { name: 'TypeError', message: /clientId and objectId/ })
+  const credential = new ScriptedCredential(async () => token('t'))
+  assert.throws(() => new ManagedIdentityTokenProvider({ credential, clientId: 'a' }), { name: 'TypeError', message: /clientId has no effect with credential/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ refreshFraction: 0.8, refreshJitter: 0.3 }), { name: 'RangeError', message: /refreshFraction \+ refreshJitter/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ waitTimeoutMs: 0 }), { name: 'RangeError', message: /waitTimeoutMs/ })
+})
+
+test('single flight per scope: 50 concurrent calls make one request per scope, and scopes get their own tokens', async (t) => {
+  const credential = new ScriptedCredential(async (call, scopes) => { await delay(50); return token(`${scopes[0]}#${call}`) })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+  t.after(() => provider.close())
+  const results = await Promise.all([
+    ...Array.from({ length: 50 }, () => provider.getToken(scope)),
+    ...Array.from({ length: 50 }, () => provider.getToken(['api://other/.default']))
+  ])
+  assert.equal(credential.calls.length, 2)
+  assert.deepEqual(credential.calls.map((c) => c.scopes[0]).sort(), ['api://other/.default', scope])
+  assert.equal(new Set(results.slice(0, 50).map((r) => r.token)).size, 1)
+  assert.equal(new Set(results.slice(50).map((r) => r.token)).size, 1)
+  assert.notEqual(results[0]!.token, results[50]!.token)
+  // Held: answered without a call, with the expiry in ms and a refresh point before it.
+  const again = await provider.getToken(scope)
+  assert.equal(credential.calls.length, 2)
+  assert.equal(again.tokenType, 'Bearer')
+  assert.ok(again.expiresOnTimestamp > Date.now() + hour - 5000 && again.expiresOnTimestamp <= Date.now() + hour)
+  assert.ok(again.refreshAfterTimestamp! >= Date.now() + hour * 0.5 - 5000 && again.refreshAfterTimestamp! <= Date.now() + hour * 0.75)
+})
+
+test('abortSignal: an aborted wait rejects with AbortError at once; the acquisition goes on for the next call', async (t) => {
+  const credential = new ScriptedCredential(async () => { await delay(300); return token('slow') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+  t.after(() => provider.close())
+  await assert.rejects(provider.getToken(scope, { abortSignal: AbortSignal.abort() }), { name: 'AbortError' })
+  const started = performance.now()
+  await assert.rejects(provider.getToken(scope, { abortSignal: AbortSignal.timeout(50) }), { name: 'AbortError' })
+  assert.ok(performance.now() - started < 250, 'rejected when the signal fired, not when the token came')
+  assert.equal((await provider.getToken(scope)).token, 'slow')
+  assert.equal(credential.calls.length, 1, 'the aborted wait did not cancel or repeat the acquisition')
+})
+
+test('a wait past its timeout throws TokenUnavailableError; the acquisition goes on and the token is held afterwards', async (t) => {
+  const credential = new ScriptedCredential(async () => { await delay(400); return token('late') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, waitTimeoutMs: 100 })
+  t.after(() => provider.close())
+  const error = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+  assert.ok(error instanceof TokenUnavailableError)
+  assert.equal(error.reason, 'timeout')
+  assert.equal(error.deploymentError, false)
+  assert.match(error.message, /within 100 ms/)
+  assert.match(error.hint, /goes on in the background/)
+  assert.equal(provider.notReadyReason()?.startsWith('no token yet'), true)
+  // requestOptions.timeout is a per-call wait.
+  assert.equal((await provider.getToken(scope, { requestOptions: { timeout: 2000 } })).token, 'late')
+  assert.equal(credential.calls.length, 1)
+  assert.equal(provider.notReadyReason(), null)
+})
+
+test('retryable failures are retried with backoff; a deployment error is not, and holds back further calls', async (t) => {
+  await t.test('500, 500, then a token', async (t) => {
+    const credential = new ScriptedCredential(async (call) => { if (call < 3) throw httpError(500, 'busy'); return token('third') })
+    const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+    t.after(() => provider.close())
+    assert.equal((await provider.getToken(scope)).token, 'third')
+    assert.equal(credential.calls.length, 3)
+  })
+  await t.test('400 Identity not found: identity_not_found with its hint, one request for two calls', async (t) => {
+    const credential = new ScriptedCredential(async () => { throw httpError(400, 'Identity not found') })
+    const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+    t.after(() => provider.close())
+    for (let i = 0; i < 2; i++) {
+      const error = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+      assert.ok(error instanceof TokenUnavailableError)
+      assert.equal(error.reason, 'identity_not_found')
+      assert.equal(error.deploymentError, true)
+      assert.equal(error.status, 400)
+      assert.match(error.hint, /AZURE_CLIENT_ID/)
+      assert.match(error.message, /deployment error, not retried: .*Identity not found/)
+    }
+    assert.equal(credential.calls.length, 1)
+    assert.match(provider.notReadyReason() ?? '', /Identity not found/)
+  })
+  await t.test('hints can be replaced per reason', async (t) => {
+    const credential = new ScriptedCredential(async () => { throw httpError(400, 'Identity not found') })
+    const provider = new ManagedIdentityTokenProvider({ credential, ...fast, hints: { identity_not_found: 'check MY_IDENTITY' } })
+    t.after(() => provider.close())
+    await assert.rejects(provider.getToken(scope), { reason: 'identity_not_found', hint: 'check MY_IDENTITY' })
+  })
+})
+
+test('a hung credential: each attempt ends at attemptTimeoutMs and is retried', async (t) => {
+  const credential = new ScriptedCredential(async (call) => call === 1 ? await new Promise<AccessToken>(() => {}) : token('second'))
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, attemptTimeoutMs: 100 })
+  t.after(() => provider.close())
+  assert.equal((await provider.getToken(scope)).token, 'second')
+  assert.equal(credential.calls.length, 2)
+  assert.equal(credential.calls[0]!.options?.abortSignal?.aborted, true, 'the timed-out attempt was aborted')
+})
+
+test('the last good token is served while refreshes fail, and counted as refresh failures', async (t) => {
+  // A 2 s token refreshed 100-150 ms in; every refresh fails.
+  const credential = new ScriptedCredential(async (call) => { if (call > 1) throw httpError(503, 'down'); return token('first', 2000) })
+  let refreshFailures = 0
+  const provider = new ManagedIdentityTokenProvider({
+    credential, ...fast, refreshFraction: 0.05, refreshJitter: 0.025, observer: { refreshFailed: () => { refreshFailures++ } }
+  })
+  t.after(() => provider.close())
+  assert.equal((await provider.getToken(scope)).token, 'first')
+  await delay(400)
+  assert.ok(refreshFailures >= 1, `${refreshFailures} refresh failures`)
+  assert.equal((await provider.getToken(scope)).token, 'first')
+  assert.equal(provider.notReadyReason(), null)
+})
+
+test('the number of scopes is bounded (maxScopes): a new scope beyond it is refused', async (t) => {
+  const credential = new ScriptedCredential(async (_call, scopes) => token(scopes[0]!))
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, maxScopes: 2 })
+  t.after(() => provider.close())
+  await provider.getToken('api://a/.default')
+  await provider.getToken('api://b/.default')
+  await assert.rejects(provider.getToken('api://c/.default'), { name: 'TokenUnavailableError', reason: 'too_many_scopes' })
+  assert.equal((await provider.getToken('api://a/.default')).token, 'api://a/.default')
+})
