@@ -5,7 +5,7 @@ import { KeyStore } from './key-store.ts'
 import { createAuthMetrics, type AuthResult } from './metrics.ts'
 import { resolveOptions, type FastifyEntraAuthOptions } from './options.ts'
 import {
-  authorize, createTokenValidator, expandAudiences, parseAuthorization,
+  SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, parseAuthorization, withRequiredRoles,
   type Identity, type Rejection, type ValidationResult
 } from './token-validation.ts'
 
@@ -53,14 +53,11 @@ function authorizationValues (rawHeaders: string[]): string[] {
 // RFC 6750 §2.3 tokens in the URI end up in logs and proxies: refused rather than ignored.
 const tokenInQuery = (url: string) => { const q = url.indexOf('?'); return q >= 0 && /[?&]access_token=/.test(url.slice(q)) }
 
-/** RFC 6750 §3: scope-tokens separated by single spaces. */
-const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/
-
 /** RFC 6750 §3: realm-less, the error, a fixed description (never token content) and the scope on 403. */
 function challenge (rejection: Rejection): string {
   let value = `Bearer error="${rejection.error}", error_description="${rejection.description}"`
-  // Role values come from code and config, but a quote or a non-ASCII character must not break the header.
-  if (rejection.scope !== undefined && SCOPE.test(rejection.scope)) value += `, scope="${rejection.scope}"`
+  // Routes' roles are checked to be scope-tokens when the route is added (onRoute below).
+  if (rejection.scope !== undefined) value += `, scope="${rejection.scope}"`
   return value
 }
 
@@ -129,7 +126,7 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
         outcome = { ok: false, status: 401, error: 'invalid_token', reason: 'malformed', description: 'the token is malformed' }
       }
     }
-    const denied = outcome.ok ? authorize(outcome.identity, roles) : outcome
+    const denied = outcome.ok ? authorize(outcome.identity, roles) : withRequiredRoles(outcome, roles)
     const seconds = (performance.now() - started) / 1000
     const fromCache = outcome.ok ? outcome.fromCache : undefined
     if (denied) {
@@ -149,6 +146,16 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     validate
   } satisfies EntraAuth)
   fastify.decorateRequest('identity', null)
+  // A role goes into the scope attribute of a 403 challenge: one that cannot (a space, a quote, a
+  // non-ASCII character) fails the route's registration instead of producing a broken header.
+  fastify.addHook('onRoute', (route) => {
+    const auth: unknown = route.config?.auth
+    if (auth === undefined) return
+    const roles = (auth as { roles?: unknown }).roles
+    if (!Array.isArray(roles) || !roles.every((role) => typeof role === 'string' && SCOPE_TOKEN.test(role))) {
+      throw new TypeError(`fastify-entra-auth: route ${route.method} ${route.url}: config.auth.roles must be an array of app role values, each printable ASCII without space, '"' or '\\' (RFC 6750 §3 scope-token)`)
+    }
+  })
   // A root onRequest hook covers every route whenever it was registered, so a route that declares
   // config.auth can never end up unprotected by plugin order; routes without it pay one property read.
   fastify.addHook('onRequest', async (request, reply) => {

@@ -124,9 +124,12 @@ class AcceptedTokens {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const SEGMENT = /^[A-Za-z0-9_-]+$/
-// RFC 6750 §2.1 b64token after exactly one space; the scheme is case-insensitive (RFC 7235 §2.1).
-const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/i
-const SCHEME = /^([^\s]+)(?:\s|$)/
+/** RFC 9110 §5.6.2 token: what an auth-scheme is made of. */
+const AUTH_SCHEME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+/
+/** RFC 6750 §2.1 b64token. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+/** RFC 9110 §5.5: a field value's leading and trailing whitespace (SP, HTAB) is not part of it. */
+const OWS = /^[ \t]+|[ \t]+$/g
 /** Header parameters that would make a verifier fetch or trust key material named by the token itself. */
 const REFUSED_HEADER_PARAMETERS = ['jku', 'x5u', 'jwk', 'crit', 'cty'] as const
 
@@ -156,17 +159,40 @@ export function expandAudiences (audiences: string[]): string[] {
 /**
  * Takes the token out of the Authorization header values as received (every occurrence: Node keeps only
  * the first of duplicated Authorization headers, so the caller passes them from rawHeaders).
+ *
+ * The grammar is RFC 6750 §2.1 within RFC 9110 §11.4: `credentials = "Bearer" 1*SP b64token`, the scheme
+ * compared case-insensitively (RFC 9110 §11.1), around it optional whitespace that is not part of the
+ * field value (RFC 9110 §5.5). The status follows RFC 6750 §3.1: a request that does not carry exactly one
+ * token (no token after the scheme, several words, several headers) is malformed, 400 invalid_request;
+ * one token that is not a b64token (e.g. `=` padding inside a segment) is a malformed token, 401
+ * invalid_token; no Bearer credentials at all is 401 with reason missing_token.
  */
 export function parseAuthorization (values: readonly string[], maxTokenBytes: number): { ok: true, token: string } | Rejection {
   if (values.length === 0) return invalid('missing_token', 'a Bearer token is required')
   if (values.length > 1) return reject(400, 'malformed', 'exactly one Authorization header is allowed')
-  const value = values[0] as string
-  const scheme = SCHEME.exec(value)?.[1]
-  if (scheme === undefined || scheme.toLowerCase() !== 'bearer') return invalid('missing_token', 'a Bearer token is required')
-  if (value.length > maxTokenBytes + 7) return invalid('malformed', 'the token is too large')
-  const token = BEARER.exec(value)?.[1]
-  if (token === undefined) return reject(400, 'malformed', 'the Authorization header must be exactly one Bearer token')
+  const value = (values[0] as string).replace(OWS, '')
+  const scheme = AUTH_SCHEME.exec(value)?.[0]
+  if (scheme === undefined || scheme.length !== 6 || scheme.toLowerCase() !== 'bearer') return invalid('missing_token', 'a Bearer token is required')
+  let start = 6
+  while (value.charCodeAt(start) === 0x20) start++
+  if (start === 6 || start === value.length) return reject(400, 'malformed', 'the Authorization header must be exactly one Bearer token')
+  const token = value.slice(start)
+  if (token.length > maxTokenBytes) return invalid('malformed', 'the token is too large')
+  if (/[ \t]/.test(token)) return reject(400, 'malformed', 'the Authorization header must be exactly one Bearer token')
+  if (!B64TOKEN.test(token)) return invalid('malformed', 'the token is not a signed JWT')
   return { ok: true, token }
+}
+
+/** RFC 6750 §3 scope-token: printable ASCII without space, `"` or `\`; a role outside it cannot be named in a challenge. */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/
+
+/**
+ * A 403 names the roles the route requires in its scope attribute (RFC 6750 §3), whatever refused the
+ * caller (a missing role, or a delegated token where an app token with a role is required).
+ */
+export function withRequiredRoles (rejection: Rejection, requiredRoles: readonly string[]): Rejection {
+  if (rejection.status !== 403 || requiredRoles.length === 0) return rejection
+  return Object.freeze({ ...rejection, scope: requiredRoles.join(' ') })
 }
 
 /**
@@ -359,5 +385,5 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
 /** App-role authorization: any one of the route's roles suffices (Microsoft.Identity.Web's ValidateAppRole). */
 export function authorize (identity: Identity, requiredRoles: readonly string[]): Rejection | null {
   if (requiredRoles.length === 0 || requiredRoles.some((role) => identity.roles.includes(role))) return null
-  return reject(403, 'missing_role', 'the token lacks a required app role', { scope: requiredRoles.join(' ') })
+  return withRequiredRoles(reject(403, 'missing_role', 'the token lacks a required app role'), requiredRoles)
 }

@@ -38,7 +38,9 @@ before(async () => {
   attackerKey = createTestKey({ kid: entra.kid })
   authority = await TestAuthority.start({ [TENANT]: [entra, msaKey], [OTHER_TENANT]: [otherTenantKey, entra] })
   attacker = await TestAuthority.start({ [TENANT]: [attackerKey] })
-  api = await startApi(authority.url)
+  api = await startApi(authority.url, {}, (app) => {
+    app.get('/two-roles', { config: { auth: { roles: ['Orders.Read', 'Orders.Write'] } } }, async () => 'ok')
+  })
 })
 after(async () => {
   await api?.app.close()
@@ -58,6 +60,9 @@ async function inspect (authorization: string | string[] | undefined, expected: 
   } else {
     assert.match(String(challenge), new RegExp(`^Bearer error="${expected.error}", error_description="[^"\\\\]+"`))
     assert.equal((response.json() as { error: string }).error, expected.error)
+    // RFC 6750 §3: every 403 insufficient_scope names the scope (here: the route's roles) that would do.
+    if (expected.status === 403) assert.match(String(challenge), new RegExp(`, scope="${path === '/two-roles' ? 'Orders\\.Read Orders\\.Write' : 'DoAll'}"$`))
+    else assert.doesNotMatch(String(challenge), /scope=/)
     // Nothing of the token comes back, not even a fragment of its payload.
     const token = (Array.isArray(authorization) ? authorization.join(' ') : authorization ?? '').replace(/^Bearer /i, '')
     for (const part of token.split('.').filter((p) => p.length >= 8)) {
@@ -111,6 +116,26 @@ describe('the Authorization header', () => {
   test('13: whitespace inside the token: 400', () => {
     const token = mint(entra)
     return check(`Bearer ${token.slice(0, 20)} ${token.slice(20)}`, badRequest('malformed'))
+  })
+  // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; RFC 9110 §11.4 the same for token68.
+  test('issue 12: two spaces after Bearer: accepted (1*SP)', () => check(`Bearer  ${mint(entra)}`, ACCEPTED))
+  test('issue 12: five spaces after BEARER: accepted', () => check(`BEARER     ${mint(entra)}`, ACCEPTED))
+  test('whitespace around the field value is not part of it (RFC 9110 §5.5): accepted', () => check(` \tBearer ${mint(entra)} \t`, ACCEPTED))
+  test('a tab instead of the space after Bearer: 400 (1*SP, not whitespace)', () => check(`Bearer\t${mint(entra)}`, badRequest('malformed')))
+  test('Bearer followed by spaces only: 400', () => check('Bearer    ', badRequest('malformed')))
+  test('a comma after the scheme: not Bearer credentials: 400', () => check(`Bearer,${mint(entra)}`, badRequest('malformed')))
+  test('Bearer glued to the token: another scheme, 401 missing_token', () => check(`Bearer${mint(entra)}`, rejected('missing_token')))
+  test('issue 12: "=" padding at the end of the payload segment: a bad token, 401 invalid_token', () => {
+    const [h, p, sig] = mint(entra).split('.') as [string, string, string]
+    const padded = p.length % 4 === 0 ? `${h}.${p}.${sig}` : `${h}.${p}${'='.repeat(4 - (p.length % 4))}.${sig}`
+    assert.notEqual(padded, [h, p, sig].join('.'), 'the payload needs padding for this case')
+    return check(bearer(padded), rejected('malformed'))
+  })
+  test('characters outside b64token (%, !, non-ASCII): 401 invalid_token', async () => {
+    const token = mint(entra)
+    await check(bearer(`${token.slice(0, 30)}%41${token.slice(33)}`), rejected('malformed'))
+    await check(bearer(`${token.slice(0, 30)}!${token.slice(31)}`), rejected('malformed'))
+    await check(bearer(`${token.slice(0, 30)}é${token.slice(31)}`), rejected('malformed'))
   })
 })
 
@@ -260,6 +285,12 @@ describe('app-only authorization', () => {
   })
   test('38: a delegated token (scp)', () => check(bearer(mint(entra, appClaims({ scp: 'DoAll', idtyp: undefined }))), forbidden('delegated_token')))
   test('38: idtyp user', () => check(bearer(mint(entra, appClaims({ idtyp: 'user' }))), forbidden('delegated_token')))
+  test('issue 12: a delegated token (scp, no roles): 403 whose challenge names the route\'s roles', () =>
+    check(bearer(mint(entra, appClaims({ scp: 'user_impersonation', roles: undefined, idtyp: undefined }))), forbidden('delegated_token')))
+  test('issue 12: a delegated token on a route with two roles: scope="Orders.Read Orders.Write"', () =>
+    check(bearer(mint(entra, appClaims({ scp: 'user_impersonation', roles: undefined, idtyp: undefined }))), forbidden('delegated_token'), '/two-roles'))
+  test('a missing role on a route with two roles: both named', () =>
+    check(bearer(mint(entra)), forbidden('missing_role'), '/two-roles'))
   test('39: an app token without the required role names the role in the challenge', async () => {
     const response = await inspect(bearer(mint(entra, appClaims({ roles: undefined }))), forbidden('missing_role'))
     assert.match(String(response.headers['www-authenticate']), /, scope="DoAll"$/)

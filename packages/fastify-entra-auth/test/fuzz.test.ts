@@ -93,3 +93,10 @@ test('unsigned structural garbage: JSON headers and payloads of any shape', asyn
     }
   ), { numRuns: 1000 })
 })
+
+// Last: the hook answers an exception inside the validator as 401 malformed, so "never a 5xx" alone
+// would pass a validator that throws on some input. The line it logs then must never have appeared.
+test('no fuzzed request made the validator throw', () => {
+  const threw = api.logs.filter((line) => line.msg === 'token validation threw')
+  assert.deepEqual(threw.map((line) => (line.err as { message?: string } | undefined)?.message), [], 'the validator threw')
+})

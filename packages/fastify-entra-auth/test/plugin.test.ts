@@ -14,8 +14,8 @@ test('exports: the plugin as default and named, wrapped once by fastify-plugin w
   const meta = (fastifyEntraAuth as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]
   assert.deepEqual({ name: meta?.name, fastify: meta?.fastify }, { name: 'fastify-entra-auth', fastify: '5.x' })
   assert.deepEqual(Object.keys(entry).sort(), [
-    'DEFAULTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'REASONS', 'authorize', 'createAuthMetrics',
-    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'parseAuthorization', 'resolveOptions'
+    'DEFAULTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'createAuthMetrics',
+    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
   ])
 })
 
@@ -104,4 +104,15 @@ test('logger: the key store logs through the logger passed', async (t) => {
   await app.ready()
   assert.ok(lines.some(([level, , message]) => level === 'error' && /JWKS not loaded/.test(message)), JSON.stringify(lines))
   assert.match(String(app.entraAuth.notReadyReason()), new RegExp(`${TENANT} v1.0, ${TENANT} v2.0`))
+})
+
+test('a route whose roles cannot be named in a challenge fails to register', async (t) => {
+  const key = createTestKey()
+  const authority = await TestAuthority.start({ [TENANT]: [key] })
+  t.after(() => authority.stop())
+  for (const roles of [['Has Space'], ['quo"te'], ['é'], [''], 'DoAll']) {
+    await assert.rejects(startApp(authority.url, {}, (app) => {
+      app.get('/bad', { config: { auth: { roles: roles as string[] } } }, async () => 'never')
+    }), /config\.auth\.roles must be an array of app role values/, JSON.stringify(roles))
+  }
 })
