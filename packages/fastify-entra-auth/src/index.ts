@@ -12,7 +12,7 @@ export {
   type FastifyEntraAuthOptions, type JwksOptions, type ResolvedOptions, type TokenCacheOptions
 } from './options.ts'
 export {
-  REASONS, SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, parseAuthorization, withRequiredRoles,
+  NUMERIC_DATE_RANGE, REASONS, SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, isCanonicalBase64url, parseAuthorization, withRequiredRoles,
   type Acceptance, type Identity, type KeyProvider, type Reason, type Rejection, type TokenVersion,
   type ValidationResult, type ValidatorOptions
 } from './token-validation.ts'

@@ -237,10 +237,58 @@ function repeatsAClaim (payloadJson: string): boolean {
   return false
 }
 
-function parseObject (json: string): Record<string, unknown> | undefined {
+/** base64url digit values, -1 outside the alphabet (RFC 4648 §5). */
+const BASE64URL_VALUE = new Int8Array(128).fill(-1)
+for (const [i, c] of [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'].entries()) BASE64URL_VALUE[c.charCodeAt(0)] = i
+
+/**
+ * Canonical unpadded base64url (RFC 7515 §2, RFC 4648 §3.5): only the alphabet, no padding, a length that
+ * is not 1 mod 4, and the unused low bits of the last character zero. Without the last rule one token has
+ * up to 16 spellings of the same bytes, and a cache or deny list keyed on the text is bypassed.
+ */
+export function isCanonicalBase64url (segment: string): boolean {
+  const length = segment.length
+  if (length === 0 || length % 4 === 1 || !SEGMENT.test(segment)) return false
+  const last = BASE64URL_VALUE[segment.charCodeAt(length - 1)] as number
+  return length % 4 === 2 ? (last & 0x0f) === 0 : length % 4 === 3 ? (last & 0x03) === 0 : true
+}
+
+// fatal: invalid UTF-8 is refused rather than replaced by U+FFFD; ignoreBOM: a BOM stays in the text,
+// where JSON.parse refuses it, instead of being dropped silently.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** A segment's JSON text: strict UTF-8 (RFC 7515 §2 / RFC 8259 §8.1), undefined when it is not. */
+function decodeSegment (segment: string): string | undefined {
+  try {
+    return UTF8.decode(Buffer.from(segment, 'base64url'))
+  } catch {
+    return undefined
+  }
+}
+
+/** Every string and member name is well-formed Unicode: no lone surrogate, such as a "\ud800" escape (RFC 8259 §8.2). */
+function wellFormed (value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed()
+  if (typeof value !== 'object' || value === null) return true
+  if (Array.isArray(value)) return value.every(wellFormed)
+  for (const [name, member] of Object.entries(value)) if (!name.isWellFormed() || !wellFormed(member)) return false
+  return true
+}
+
+/**
+ * NumericDate (RFC 7519 §2): a JSON number of seconds, fractions allowed, that must be finite and hold in
+ * a signed 64-bit integer, as Microsoft.IdentityModel reads it (a long): JSON.parse reads 1e400 as
+ * Infinity and 1e20 would mean "never expires".
+ */
+export const NUMERIC_DATE_RANGE = Object.freeze({ min: -(2 ** 63), max: 2 ** 63 - 1024 })
+const isNumericDate = (value: unknown) =>
+  typeof value === 'number' && Number.isFinite(value) && value >= NUMERIC_DATE_RANGE.min && value <= NUMERIC_DATE_RANGE.max
+
+function parseObject (json: string | undefined): Record<string, unknown> | undefined {
+  if (json === undefined) return undefined
   try {
     const value: unknown = JSON.parse(json)
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+    return typeof value === 'object' && value !== null && !Array.isArray(value) && wellFormed(value) ? value as Record<string, unknown> : undefined
   } catch {
     return undefined
   }
@@ -325,13 +373,14 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     const rawHeader = token.slice(0, first)
     const rawPayload = token.slice(first + 1, second)
     const rawSignature = token.slice(second + 1)
-    // Only the header's alphabet is checked here. fast-jwt's decoder rejects non-base64url payloads and
-    // signatures (6.2.3+) before verifying, and a cache hit is a string that passed it before: checking
-    // all of a 1.5 KB token again on every request would cost as much as the cache hit itself.
-    if (!SEGMENT.test(rawHeader) || rawPayload === '' || rawSignature === '') return invalid('malformed', 'the token is not a signed JWT')
+    // Every segment canonical base64url. A token the accepted-token cache holds passed this already, and
+    // any other spelling of it is another text, so the cache cannot be reached around this check.
+    if (!isCanonicalBase64url(rawHeader) || !isCanonicalBase64url(rawPayload) || !isCanonicalBase64url(rawSignature)) {
+      return invalid('malformed', 'the token is not a signed JWT')
+    }
 
     // The header decides everything before a key is looked up.
-    const header = parseObject(Buffer.from(rawHeader, 'base64url').toString('utf8'))
+    const header = parseObject(decodeSegment(rawHeader))
     if (!header) return invalid('malformed', 'the token header is not a JSON object')
     if (header.alg !== 'RS256') return invalid('unsupported_alg', 'the token must be signed with RS256')
     if (header.typ !== undefined && (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'jwt')) return invalid('malformed', 'the token type must be JWT')
@@ -342,9 +391,9 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (typeof kid !== 'string' || !KID_PATTERN.test(kid)) return invalid('malformed', 'the token header lacks a valid kid')
 
     // tid and ver (unverified yet) only pick whose keys to try; the verified payload must repeat them.
-    const payloadJson = Buffer.from(rawPayload, 'base64url').toString('utf8')
+    const payloadJson = decodeSegment(rawPayload)
     const claims = parseObject(payloadJson)
-    if (!claims) return invalid('malformed', 'the token payload is not a JSON object')
+    if (payloadJson === undefined || !claims) return invalid('malformed', 'the token payload is not a JSON object')
     const tid = claims.tid
     if (tid === undefined) return invalid('missing_claim', 'the token lacks a required claim')
     if (typeof tid !== 'string' || !GUID.test(tid)) return invalid('invalid_claim', 'a token claim has the wrong type or value')
@@ -353,6 +402,9 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (ver === undefined) return invalid('missing_claim', 'the token lacks a required claim')
     if (typeof ver !== 'string' || !versions.has(ver)) return invalid('wrong_version', 'the token version is not accepted')
     const version = ver as TokenVersion
+    for (const name of ['exp', 'nbf', 'iat'] as const) {
+      if (claims[name] !== undefined && !isNumericDate(claims[name])) return invalid('invalid_claim', 'a token time is not a NumericDate in range')
+    }
 
     let lookup = keys.find(tid, version, kid)
     if (lookup.state === 'unknown') {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { randomUUID, sign } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import {
   API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint, publicJwk,
@@ -303,4 +303,109 @@ describe('keys', () => {
   test('41 (single request): an unknown kid is 401 unknown_key', () =>
     check(bearer(mint(createTestKey())), rejected('unknown_key')))
   test('a forged signature over a known kid', () => check(bearer(mint(attackerKey)), rejected('bad_signature')))
+})
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/** The other spellings of a base64url segment that decode to the same bytes (its last character's unused bits set). */
+function respellings (segment: string): string[] {
+  const unused = segment.length % 4 === 2 ? 0x0f : segment.length % 4 === 3 ? 0x03 : 0
+  const last = ALPHABET.indexOf(segment.at(-1) as string)
+  const out: string[] = []
+  for (let bits = 1; bits <= unused; bits++) out.push(segment.slice(0, -1) + ALPHABET[last | bits])
+  return out
+}
+/** A token signed over exactly these segment texts (so a non-canonical spelling carries a valid signature). */
+const signSegments = (header: string, payload: string) =>
+  `${header}.${payload}.${sign('sha256', Buffer.from(`${header}.${payload}`), entra.privateKey).toString('base64url')}`
+/** Claims whose JSON makes the payload's base64url length 2 mod 4 (so its last character has 4 unused bits). */
+function claimsWithPaddingBits (): Record<string, unknown> {
+  for (let n = 0; ; n++) {
+    const claims = appClaims({ pad: 'x'.repeat(n) })
+    if (b64(claims).length % 4 === 2) return claims
+  }
+}
+
+describe('issue 12: canonical base64url in every segment (RFC 7515 §2, RFC 4648 §3.5)', () => {
+  test('the signature respelled in its unused low bits (same bytes): each of the 15 spellings is 401 malformed', async () => {
+    const token = mint(entra)
+    const signature = token.split('.')[2] as string
+    assert.equal(signature.length % 4, 2, 'a 2048-bit signature leaves 4 unused bits')
+    const spellings = respellings(signature)
+    assert.equal(spellings.length, 15)
+    for (const spelling of spellings) {
+      assert.deepEqual(Buffer.from(spelling, 'base64url'), Buffer.from(signature, 'base64url'), 'the same signature bytes')
+      await check(bearer(`${token.slice(0, token.lastIndexOf('.'))}.${spelling}`), rejected('malformed'))
+    }
+    await check(bearer(token), ACCEPTED)
+  })
+  test('a payload respelled and validly signed over that spelling: 401 malformed', async () => {
+    const header = b64({ alg: 'RS256', typ: 'JWT', kid: entra.kid })
+    const payload = b64(claimsWithPaddingBits())
+    await check(bearer(signSegments(header, payload)), ACCEPTED)
+    for (const spelling of respellings(payload)) await check(bearer(signSegments(header, spelling)), rejected('malformed'))
+  })
+  test('a header respelled and validly signed over that spelling: 401 malformed', async () => {
+    let extra = ''
+    while (b64({ alg: 'RS256', typ: 'JWT', kid: entra.kid, x: extra }).length % 4 !== 3) extra += 'y'
+    const header = b64({ alg: 'RS256', typ: 'JWT', kid: entra.kid, x: extra })
+    await check(bearer(signSegments(header, b64(appClaims()))), ACCEPTED)
+    for (const spelling of respellings(header)) await check(bearer(signSegments(spelling, b64(appClaims()))), rejected('malformed'))
+  })
+  test('"=" padding on the signature (a valid b64token): 401 malformed', async () => {
+    await check(bearer(`${mint(entra)}==`), rejected('malformed'))
+  })
+  test('a segment whose length is 1 mod 4 (no such base64): 401 malformed', async () => {
+    const token = mint(entra)
+    assert.equal(`${token}AAA`.split('.')[2]?.length as number % 4, 1)
+    await check(bearer(`${token}AAA`), rejected('malformed'))
+  })
+})
+
+describe('issue 12: NumericDate finite and in range (RFC 7519 §2; a signed 64-bit integer, as Microsoft reads it)', () => {
+  const now = () => Math.floor(Date.now() / 1000)
+  test('exp 1e20 (never expires): 401 invalid_claim', () => check(bearer(mint(entra, appClaims({ exp: 1e20 }))), rejected('invalid_claim')))
+  test('exp 1e400 in the JSON text (JSON.parse reads Infinity): 401 invalid_claim', () => {
+    const json = JSON.stringify(appClaims({ exp: 12345 })).replace('"exp":12345', '"exp":1e400')
+    return check(bearer(signRaw(header(), json, entra.privateKey)), rejected('invalid_claim'))
+  })
+  test('exp -1e400 and nbf 1e19, iat 2^63: 401 invalid_claim', async () => {
+    const json = JSON.stringify(appClaims({ nbf: 12345 })).replace('"nbf":12345', '"nbf":-1e400')
+    await check(bearer(signRaw(header(), json, entra.privateKey)), rejected('invalid_claim'))
+    await check(bearer(mint(entra, appClaims({ nbf: 1e19 }))), rejected('invalid_claim'))
+    await check(bearer(mint(entra, appClaims({ iat: 2 ** 63 }))), rejected('invalid_claim'))
+  })
+  test('fractional NumericDates stay accepted (RFC 7519 §2)', () =>
+    check(bearer(mint(entra, appClaims({ exp: now() + 3600.25, nbf: now() - 60.5, iat: now() - 60.75 }))), ACCEPTED))
+  test('the upper end of the range: exp 9e18 is a NumericDate (inside a signed 64-bit integer)', () =>
+    check(bearer(mint(entra, appClaims({ exp: 9e18 }))), ACCEPTED))
+})
+
+describe('issue 12: strings that are not Unicode', () => {
+  const headerText = () => b64({ alg: 'RS256', typ: 'JWT', kid: entra.kid })
+  test('invalid UTF-8 bytes inside a claim value, validly signed: 401 malformed', async () => {
+    const json = Buffer.from(JSON.stringify(appClaims({ note: 'AB' })))
+    const at = json.indexOf('"AB"') + 1
+    for (const bytes of [[0xff], [0xc3], [0xed, 0xa0, 0x80] /* an encoded surrogate */, [0xc0, 0xaf]]) {
+      const broken = Buffer.concat([json.subarray(0, at), Buffer.from(bytes), json.subarray(at)])
+      await check(bearer(signSegments(headerText(), broken.toString('base64url'))), rejected('malformed'))
+    }
+  })
+  test('invalid UTF-8 in the header: 401 malformed', () => {
+    const json = Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: entra.kid, x: 'A' }))
+    const broken = Buffer.concat([json.subarray(0, json.length - 3), Buffer.from([0xfe]), json.subarray(json.length - 3)])
+    return check(bearer(signSegments(broken.toString('base64url'), b64(appClaims()))), rejected('malformed'))
+  })
+  test('a lone surrogate escape in a claim value or a claim name: 401 malformed', async () => {
+    const base = JSON.stringify(appClaims({ note: 'N' }))
+    for (const json of [base.replace('"note":"N"', '"note":"\\ud800"'), base.replace('"note":"N"', '"note":"a\\udfffb"'), base.replace('"note":"N"', '"\\ud800":"N"'), base.replace('"roles":["DoAll"]', '"roles":["DoAll","\\udc00"]')]) {
+      assert.notEqual(json, base)
+      await check(bearer(signRaw(header(), json, entra.privateKey)), rejected('malformed'))
+    }
+  })
+  test('a surrogate pair escape (a real character) stays accepted', () => {
+    const json = JSON.stringify(appClaims({ note: 'N' })).replace('"note":"N"', '"note":"\\ud83d\\ude00"')
+    return check(bearer(signRaw(header(), json, entra.privateKey)), ACCEPTED)
+  })
+  test('a byte order mark before the payload JSON: 401 malformed', () =>
+    check(bearer(signSegments(headerText(), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(appClaims()))]).toString('base64url'))), rejected('malformed')))
 })

@@ -14,8 +14,8 @@ test('exports: the plugin as default and named, wrapped once by fastify-plugin w
   const meta = (fastifyEntraAuth as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]
   assert.deepEqual({ name: meta?.name, fastify: meta?.fastify }, { name: 'fastify-entra-auth', fastify: '5.x' })
   assert.deepEqual(Object.keys(entry).sort(), [
-    'DEFAULTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'createAuthMetrics',
-    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
+    'DEFAULTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'NUMERIC_DATE_RANGE', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'createAuthMetrics',
+    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'isCanonicalBase64url', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
   ])
 })
 
