@@ -1,0 +1,197 @@
+/*
+ * What every non-JavaScript client test shares: the one place mock-imds is started, a runner for a
+ * client process with an exact environment, the request log the mock keeps, and the token checks.
+ *
+ * A client process (test/clients/dotnet/Program.cs, test/clients/python/driver.py) takes its
+ * endpoint from the SDK's own environment variables and its scenario from CLIENT_* variables, and
+ * prints one JSON line per getToken call. It asserts nothing: the tests judge, from the outcomes
+ * and from what the mock saw.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { decodeJwt } from 'jose'
+import { startMockImds, type FaultSpec, type MockImds } from '../../scripts/lib/mock-imds.ts'
+import { loadTenantFile } from '../../services/mock-imds/src/tenant.ts'
+import { repoRoot } from '../helpers/run.ts'
+import { JoseValidator } from '../conformance/validators.ts'
+
+/** The conformance tenant: a v2 registration with DoAll assigned to the system-assigned identity and to `assigned`. */
+export const tenantFile = 'test/conformance/tenant.yaml'
+export const tenant = loadTenantFile(new URL('../conformance/tenant.yaml', import.meta.url).pathname)
+const [v2App] = tenant.applications as [typeof tenant.applications[0]]
+export const [system, assigned] = tenant.managedIdentities as [typeof tenant.managedIdentities[0], typeof tenant.managedIdentities[0]]
+export type Identity = typeof system
+/** A resource of the v2 registration (aud = its appId). */
+export const resource = 'api://conformance-v2'
+export const identityHeader = 'clients-identity-header'
+export const inCI = process.env.CI === 'true'
+
+/**
+ * Starts mock-imds as a real process on loopback with its admin API, serving the conformance tenant.
+ * The one place the clients' mock is spawned: when mock-imds becomes a package, switch this to its bin.
+ */
+export function startClientsMock (): Promise<MockImds> {
+  return startMockImds({ env: { MOCK_IMDS_TENANT_FILE: tenantFile, MOCK_IMDS_IDENTITY_HEADER: identityHeader } })
+}
+
+/** The ways of pointing a client at the mock (each client test says which of them work). */
+export const pointers = {
+  /** IMDS at a host of our choosing: AZURE_POD_IDENTITY_AUTHORITY_HOST (no trailing slash). */
+  podIdentityHost: (mock: MockImds) => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: mock.url }),
+  /** IMDS at its real address 169.254.169.254, reached through the mock as an HTTP proxy. */
+  httpProxy: (mock: MockImds) => ({ HTTP_PROXY: mock.url, http_proxy: mock.url }),
+  /** App Service / Container Apps: IDENTITY_ENDPOINT + IDENTITY_HEADER. */
+  identityEndpoint: (mock: MockImds, header = identityHeader) => ({ IDENTITY_ENDPOINT: `${mock.url}/msi/token`, IDENTITY_HEADER: header })
+}
+
+export interface Outcome {
+  ok: boolean
+  token?: string
+  /** Epoch milliseconds. */
+  expiresOn?: number
+  errorName?: string
+  errorMessage?: string
+  causeName?: string | null
+  causeMessage?: string | null
+  elapsedMs: number
+}
+
+export interface ClientScenario {
+  credential: 'mi' | 'dac'
+  calls?: number
+  clientId?: string
+  /** Sets CLIENT_MAX_RETRIES (each SDK maps it to its own retry count option). */
+  maxRetries?: number
+  /** Sets CLIENT_RETRY_DELAY_MS (the SDK's base delay). */
+  retryDelayMs?: number
+  /** Faults added before the client starts; all faults are cleared first and after. */
+  faults?: FaultSpec[]
+  resource?: string
+}
+
+export interface ClientRun {
+  outcomes: Outcome[]
+  /** Token requests the mock received during the run (probes included). */
+  requests: number
+  /** Milliseconds between consecutive token requests, from the mock's own request log. */
+  gapsMs: number[]
+  /** The URLs of those requests, as the mock logged them. */
+  urls: string[]
+  /** The client's stderr (SDK log lines), for diagnostics. */
+  stderr: string
+}
+
+interface LoggedRequest { time: number, url: string }
+
+/** Token requests (both endpoints, proxy-form URLs included) the mock logged after `since` (epoch ms). */
+function tokenRequestsSince (mock: MockImds, since: number): LoggedRequest[] {
+  const requests: LoggedRequest[] = []
+  for (const line of mock.logs) {
+    if (!line.includes('"msg":"incoming request"') || line.includes('"listener":"admin"')) continue
+    const entry = JSON.parse(line) as { time: number, req: { url: string } }
+    if (entry.time >= since && /\/metadata\/identity\/oauth2\/token|\/msi\/token/.test(entry.req.url)) {
+      requests.push({ time: entry.time, url: entry.req.url })
+    }
+  }
+  return requests
+}
+
+/**
+ * Runs one client process for one scenario with exactly `env` plus PATH and HOME (nothing from this
+ * shell reaches the SDK's endpoint discovery), and measures what the mock saw meanwhile.
+ */
+export async function runClient (
+  mock: MockImds,
+  command: readonly [string, ...string[]],
+  env: Record<string, string>,
+  scenario: ClientScenario,
+  timeoutMs = 60_000
+): Promise<ClientRun> {
+  await mock.admin.clearFaults()
+  for (const fault of scenario.faults ?? []) await mock.admin.addFault(fault)
+  const before = (await mock.admin.state()).tokenRequests
+  const since = Date.now()
+  const clientEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    DOTNET_CLI_TELEMETRY_OPTOUT: '1',
+    DOTNET_NOLOGO: '1',
+    ...env,
+    CLIENT_CREDENTIAL: scenario.credential,
+    CLIENT_RESOURCE: scenario.resource ?? resource,
+    CLIENT_CALLS: String(scenario.calls ?? 1),
+    ...(scenario.clientId ? { CLIENT_CLIENT_ID: scenario.clientId } : {}),
+    ...(scenario.maxRetries === undefined ? {} : { CLIENT_MAX_RETRIES: String(scenario.maxRetries) }),
+    ...(scenario.retryDelayMs === undefined ? {} : { CLIENT_RETRY_DELAY_MS: String(scenario.retryDelayMs) })
+  }
+  const [file, ...args] = command
+  const child = spawn(file, args, { cwd: repoRoot, env: clientEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', resolve)
+  }).finally(() => clearTimeout(timer))
+  await mock.admin.clearFaults()
+  if (code !== 0) throw new Error(`${command.join(' ')} exited with ${code}:\n${stderr}\n${stdout}`)
+  const outcomes = stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Outcome)
+  const requests = (await mock.admin.state()).tokenRequests - before
+  const logged = tokenRequestsSince(mock, since)
+  return {
+    outcomes,
+    requests,
+    gapsMs: logged.slice(1).map((request, i) => request.time - (logged[i] as LoggedRequest).time),
+    urls: logged.map((request) => request.url),
+    stderr
+  }
+}
+
+/** One diagnostic line per run: the figures RESULTS.md records. */
+export function describeRun (name: string, run: ClientRun): string {
+  const outcomes = run.outcomes.map((o) => o.ok
+    ? `token in ${o.elapsedMs} ms`
+    : `${o.errorName} in ${o.elapsedMs} ms: ${(o.errorMessage ?? '').replace(/\s+/g, ' ').slice(0, 160)}`)
+  return `${name}: ${run.requests} request(s), gaps [${run.gapsMs.join(', ')}] ms; ${outcomes.join(' | ')}`
+}
+
+export function tokenOf (outcome: Outcome | undefined): string {
+  assert.ok(outcome?.ok, `expected a token, got ${outcome?.errorName}: ${outcome?.errorMessage}`)
+  return outcome.token as string
+}
+
+export function failureOf (outcome: Outcome | undefined): Outcome {
+  assert.ok(outcome && !outcome.ok, 'expected a failure, got a token')
+  return outcome
+}
+
+/**
+ * The token is the mock's, for this identity, shaped like Entra's v2 app token: signature, issuer and
+ * audience checked by jose against the mock's discovery, then the claims one by one.
+ */
+export async function assertTokenFor (mock: MockImds, token: string, identity: Identity, outcome?: Outcome): Promise<void> {
+  const claims = await new JoseValidator(mock.url, tenant.tenantId).verify(token, v2App.appId)
+  assert.equal(claims.ver, '2.0')
+  assert.equal(claims.tid, tenant.tenantId)
+  assert.equal(claims.oid, identity.principalId)
+  assert.equal(claims.sub, identity.principalId)
+  assert.equal(claims.azp, identity.clientId)
+  assert.equal(claims.azpacr, '2')
+  assert.equal(claims.idtyp, 'app')
+  assert.equal(claims.xms_mirid, identity.resourceId)
+  assert.deepEqual(claims.roles, ['DoAll'])
+  assert.equal((claims.exp as number) - (claims.nbf as number), 86_700)
+  // The client read expires_on as the token's exp (to the second).
+  if (outcome?.expiresOn !== undefined) assert.ok(Math.abs(outcome.expiresOn - (decodeJwt(token).exp as number) * 1000) <= 1000)
+}
+
+/**
+ * The `skip` option for a suite that needs a system tool: skipped with the reason when the tool is
+ * absent and CI is not set; under CI=true never skipped, so the suite's own check fails instead
+ * (CI installs the tools with scripts/ci/install-client-tools.sh).
+ */
+export function skipUnless (available: boolean, reason: string): string | false {
+  return available || inCI ? false : `${reason}: skipped (CI is not set; CI=true makes this a failure)`
+}

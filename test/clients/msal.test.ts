@@ -1,0 +1,59 @@
+/*
+ * MSAL Node's ManagedIdentityApplication: what test/conformance/sdk-conformance.test.ts does not
+ * already cover for the per-client table (tokens, claims, cache hit, a 500 or 429 once, a lasting
+ * 500 at IMDS are there): a lasting 429 and 404 at IMDS, and lasting 429, 500 and 404 at the
+ * identity endpoint. Same driver (test/conformance/driver.ts), one process per protocol.
+ *
+ * MSAL Node's managed identity retry policies take no options, so these run at their real pace:
+ * IMDS 3 retries at about 1, 2, 4 s; the identity endpoint 3 retries 1 s apart.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { MockImds } from '../../scripts/lib/mock-imds.ts'
+import { resultOf, runDriver, summary, type Scenario } from '../conformance/plan.ts'
+import { pointers, resource, startClientsMock } from './harness.ts'
+
+let mock: MockImds
+
+before(async () => { mock = await startClientsMock() })
+after(async () => { await mock?.stop() })
+
+const lasting = (status: number): Scenario => ({
+  name: String(status),
+  faults: [{ target: 'token', mode: 'status', status }],
+  credential: { kind: 'msal' },
+  // One resource for all: a failed call caches nothing.
+  resource
+})
+
+describe('MSAL Node ManagedIdentityApplication: lasting faults', () => {
+  test('IMDS: a lasting 429 or 404 is tried 4 times, about 1 + 2 + 4 s apart (ImdsRetryPolicy)', async (t) => {
+    const results = await runDriver(pointers.podIdentityHost(mock), { adminUrl: mock.admin.url, scenarios: [lasting(429), lasting(404)] })
+    for (const name of ['429', '404']) {
+      const result = resultOf(results, name)
+      t.diagnostic(summary(result))
+      assert.equal(result.requests, 4, name)
+      const failure = result.outcomes[0]
+      assert.ok(failure && !failure.ok, `${name}: expected a failure`)
+      assert.equal(failure.errorName, 'ServerError')
+      // Exponential 1, 2, 4 s (no jitter in MSAL's policy).
+      assert.ok(failure.elapsedMs >= 6_500 && failure.elapsedMs < 12_000, `${name}: ${failure.elapsedMs} ms`)
+    }
+  })
+
+  test('identity endpoint: a lasting 429 or 500 is tried 4 times 1 s apart; a 404 too (DefaultManagedIdentityRetryPolicy)', async (t) => {
+    const results = await runDriver(pointers.identityEndpoint(mock), {
+      adminUrl: mock.admin.url,
+      scenarios: [lasting(429), lasting(500), lasting(404)]
+    })
+    for (const name of ['429', '500', '404']) {
+      const result = resultOf(results, name)
+      t.diagnostic(summary(result))
+      assert.equal(result.requests, 4, name)
+      const failure = result.outcomes[0]
+      assert.ok(failure && !failure.ok, `${name}: expected a failure`)
+      assert.equal(failure.errorName, 'ServerError')
+      assert.ok(failure.elapsedMs >= 2_900 && failure.elapsedMs < 8_000, `${name}: ${failure.elapsedMs} ms`)
+    }
+  })
+})

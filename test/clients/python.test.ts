@@ -1,0 +1,111 @@
+/*
+ * Python's azure-identity as Debian ships it (python3-azure, run by /usr/bin/python3: the only
+ * interpreter that sees Debian's Python packages) against mock-imds, one process per scenario
+ * (test/clients/python/driver.py).
+ *
+ * Retries: the SDK's own counts are kept (IMDS: retry_total 5 on 404, 429 and 5xx; identity
+ * endpoint: azure-core's default 3 on 408, 429, 500, 502, 503, 504); only the backoff factor is cut
+ * to 50 ms so a fault scenario takes about 1.5 s instead of 60 s (IMDS, factor 2 s) or 5 s.
+ */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { after, before, describe, test } from 'node:test'
+import type { MockImds } from '../../scripts/lib/mock-imds.ts'
+import {
+  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMock, system, tokenOf,
+  type ClientScenario
+} from './harness.ts'
+
+const python = '/usr/bin/python3'
+const version = spawnSync(python, ['test/clients/python/driver.py', '--version'], { encoding: 'utf8' })
+const pythonAvailable = version.status === 0
+const driver = [python, 'test/clients/python/driver.py'] as const
+const quickDelay = { retryDelayMs: 50 }
+
+let mock: MockImds
+
+describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian python3-azure) against mock-imds`, {
+  skip: skipUnless(pythonAvailable, '/usr/bin/python3 cannot import azure.identity (apt-get install python3-azure)')
+}, () => {
+  before(async () => {
+    assert.ok(pythonAvailable, `/usr/bin/python3 cannot import azure.identity:\n${version.stderr}`)
+    mock = await startClientsMock()
+  })
+  after(async () => { await mock?.stop() })
+
+  const client = async (t: { diagnostic: (message: string) => void }, name: string, env: Record<string, string>, scenario: ClientScenario) => {
+    const result = await runClient(mock, driver, env, scenario)
+    t.diagnostic(describeRun(name, result))
+    return result
+  }
+
+  for (const credential of ['mi', 'dac'] as const) {
+    const name = credential === 'mi' ? 'ManagedIdentityCredential' : 'DefaultAzureCredential'
+    describe(name, () => {
+      for (const [flavour, pointer, requests] of [
+        ['IMDS (AZURE_POD_IDENTITY_AUTHORITY_HOST): no probe', pointers.podIdentityHost, 1],
+        // Without AZURE_POD_IDENTITY_AUTHORITY_HOST the IMDS credential first sends the token request
+        // without its Metadata header (0.3 s timeout, no retry); any HTTP answer means "available".
+        ['IMDS at 169.254.169.254 (HTTP_PROXY): probe, then the token', pointers.httpProxy, 2],
+        ['identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.identityEndpoint, 1]
+      ] as const) {
+        test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, ${requests} request(s))`, async (t) => {
+          const result = await client(t, 'system', pointer(mock), { credential, calls: 2 })
+          assert.equal(result.requests, requests)
+          assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
+          await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+        })
+
+        test(`${flavour}: a user-assigned identity by client id`, async (t) => {
+          const result = await client(t, 'by client id', pointer(mock), { credential, clientId: assigned.clientId })
+          assert.equal(result.requests, requests)
+          await assertTokenFor(mock, tokenOf(result.outcomes[0]), assigned)
+          assert.match(result.urls.at(-1) ?? '', new RegExp(`client_id=${assigned.clientId}`))
+        })
+      }
+
+      // Both credentials surface the pipeline's error as ClientAuthenticationError (DefaultAzureCredential's lists each credential's).
+      const errorName = 'ClientAuthenticationError'
+      for (const [flavour, pointer, expected] of [
+        ['IMDS', pointers.podIdentityHost, { 429: 6, 500: 6, 404: 6 }],
+        ['identity endpoint', pointers.identityEndpoint, { 429: 4, 500: 4, 404: 1 }]
+      ] as const) {
+        for (const status of [429, 500, 404] as const) {
+          const requests = expected[status]
+          test(`${flavour}: a lasting ${status}: ${requests} request(s), then ${errorName}`, async (t) => {
+            const result = await client(t, String(status), pointer(mock), {
+              credential,
+              ...quickDelay,
+              faults: [{ target: 'token', mode: 'status', status }]
+            })
+            assert.equal(result.requests, requests)
+            const failure = failureOf(result.outcomes[0])
+            assert.equal(failure.errorName, errorName)
+            assert.match(failure.errorMessage ?? '', status === 429 ? /too_many_requests/ : status === 500 ? /unknown/ : /not_found/)
+          })
+        }
+
+        test(`${flavour}: one 500, then a token after one retry`, async (t) => {
+          const result = await client(t, '500 once', pointer(mock), {
+            credential,
+            ...quickDelay,
+            faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }]
+          })
+          assert.equal(result.requests, 2)
+          await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+        })
+      }
+    })
+  }
+
+  test('identity endpoint: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
+    const result = await client(t, '429 Retry-After', pointers.identityEndpoint(mock), {
+      credential: 'mi',
+      ...quickDelay,
+      faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
+    })
+    assert.equal(result.requests, 3)
+    await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+    for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
+  })
+})
