@@ -47,7 +47,20 @@ interface KeyEntry extends SigningKey {
 }
 
 export type KeyLookup =
-  | { state: 'found', key: SigningKey, issuer: string }
+  | {
+    state: 'found'
+    key: SigningKey
+    /** The issuer of the tenant's discovery document for the token's version. */
+    issuer: string
+    /**
+     * The `issuer` member of this kid's entry in the tenant's v2 JWKS ({tenantid} still in it), for v1
+     * tokens too: the v1 JWKS carries no issuers, and Microsoft checks a v1 token's key through its v2
+     * entry (IDX40005). undefined when the v2 entry has none or the kid is not in the v2 JWKS.
+     */
+    keyIssuer: string | undefined
+    /** The issuer of the tenant's v2 discovery document (what a {tenantid} key issuer must name). */
+    v2Issuer: string
+  }
   | { state: 'unknown' }
   | { state: 'not_loaded', retryAfterSeconds: number }
 
@@ -144,11 +157,16 @@ export class KeyStore {
   private readonly authorityOrigin: string
   private readonly stopping = new AbortController()
 
+  /** The accepted versions, plus 2.0 always (see the constructor). */
+  private readonly versions: TokenVersion[]
+
   constructor (options: KeyStoreOptions) {
     this.options = options
+    this.versions = [...new Set<TokenVersion>([...options.versions, '2.0'])].sort()
     this.authorityOrigin = new URL(options.authorityHost).origin
     for (const tenant of options.tenants) {
-      for (const version of options.versions) {
+      // The v2 keys are loaded even when only v1 tokens are accepted: they carry the key issuers.
+      for (const version of this.versions) {
         this.sources.set(`${tenant}|${version}`, new KeySource(options.authorityHost, tenant, version))
       }
     }
@@ -171,7 +189,13 @@ export class KeyStore {
       return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil((source.nextAttemptAt - Date.now()) / 1000)) }
     }
     const key = source.keys.get(kid)
-    return key ? { state: 'found', key, issuer: source.issuer } : { state: 'unknown' }
+    if (!key) return { state: 'unknown' }
+    const v2 = version === '2.0' ? source : this.sources.get(`${tenant}|2.0`)
+    if (!v2?.loaded || v2.issuer === undefined) {
+      return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil(((v2?.nextAttemptAt ?? 0) - Date.now()) / 1000)) }
+    }
+    const keyIssuer = version === '2.0' ? key.issuer : v2.keys.get(kid)?.issuer
+    return { state: 'found', key, issuer: source.issuer, keyIssuer, v2Issuer: v2.issuer }
   }
 
   /**
@@ -217,7 +241,7 @@ export class KeyStore {
   get tenants (): string[] { return this.options.tenants }
 
   private * sourcesOf (tenant: string) {
-    for (const version of this.options.versions) {
+    for (const version of this.versions) {
       const source = this.sources.get(`${tenant}|${version}`)
       if (source) yield source
     }

@@ -77,6 +77,7 @@ interface AcceptedEntry {
   readonly tid: string
   readonly version: TokenVersion
   readonly kid: string
+  readonly keyIssuer: string | undefined
   /** exp plus the clock skew, and never later than the cache TTL from when it was stored. */
   readonly validUntilMs: number
 }
@@ -105,7 +106,7 @@ class AcceptedTokens {
     const entry = this.entries.get(token)
     if (entry === undefined) return undefined
     const lookup = Date.now() < entry.validUntilMs ? keys.find(entry.tid, entry.version, entry.kid) : undefined
-    if (lookup?.state === 'found' && lookup.key === entry.key) return entry.identity
+    if (lookup?.state === 'found' && lookup.key === entry.key && lookup.keyIssuer === entry.keyIssuer) return entry.identity
     this.entries.delete(token)
     return undefined
   }
@@ -326,15 +327,11 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
   }
 
   /** The Entra rules fast-jwt cannot express, on a payload whose signature and standard claims passed. */
-  function checkEntraRules (payload: Record<string, unknown>, payloadJson: string, key: SigningKey, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
+  function checkEntraRules (payload: Record<string, unknown>, payloadJson: string, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
     // Entra never issues several audiences; fast-jwt would accept an array with one match.
     if (typeof payload.aud !== 'string' || !audiences.has(payload.aud)) return invalid('wrong_audience', 'the token is not for this audience')
     // iss is the issuer of this tenant's OpenID configuration for this very ver, so iss, tid and ver are bound.
     if (payload.iss !== issuer || payload.tid !== tid || payload.ver !== version) return invalid('wrong_issuer', 'the token issuer is not accepted')
-    // Signing-key issuer validation: a key that names its issuer signs only for that issuer.
-    if (key.issuer !== undefined && key.issuer.replaceAll('{tenantid}', tid) !== payload.iss) {
-      return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
-    }
     if (repeatsAClaim(payloadJson)) return invalid('invalid_claim', 'the token repeats a claim')
     const appId = version === '2.0' ? payload.azp : payload.appid
     if (typeof payload.oid !== 'string' || !GUID.test(payload.oid) || typeof payload.sub !== 'string' || payload.sub === '' ||
@@ -416,7 +413,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     }
     if (lookup.state === 'unknown') return invalid('unknown_key', 'the signature key was not found')
 
-    const { key, issuer } = lookup
+    const { key, issuer, keyIssuer } = lookup
     let outcome
     try {
       outcome = key.verify(token)
@@ -425,11 +422,19 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     }
     let result = checked.get(outcome.payload)
     if (result === undefined) {
-      result = checkEntraRules(outcome.payload, payloadJson, key, issuer, tid, version)
+      result = checkEntraRules(outcome.payload, payloadJson, issuer, tid, version)
       checked.set(outcome.payload, result)
     }
     if ('ok' in result) return result
-    accepted?.set(token, { identity: result, key, tid, version, kid })
+    // Signing-key issuer validation (EnableAadSigningKeyIssuerValidation, IDX40005): a key whose v2 JWKS
+    // entry names an issuer signs only for it, {tenantid} read as the token's tid; Microsoft also lets it
+    // equal the v2 form of the tenant's issuer, which is how a v1 token passes a {tenantid} key. Checked
+    // per request, outside the per-payload memo: the key's v2 entry may change on a refresh.
+    if (keyIssuer !== undefined) {
+      const expected = keyIssuer.replaceAll('{tenantid}', tid)
+      if (expected !== result.claims.iss && expected !== lookup.v2Issuer) return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
+    }
+    accepted?.set(token, { identity: result, key, tid, version, kid, keyIssuer })
     return { ok: true, identity: result, fromCache: outcome.fromCache }
   }
 }

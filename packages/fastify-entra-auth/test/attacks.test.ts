@@ -24,6 +24,7 @@ let attacker: TestAuthority
 let api: TestApi
 let entra: TestKey
 let msaKey: TestKey
+let v1OnlyKey: TestKey
 let otherTenantKey: TestKey
 let attackerKey: TestKey
 
@@ -38,6 +39,9 @@ before(async () => {
   attackerKey = createTestKey({ kid: entra.kid })
   authority = await TestAuthority.start({ [TENANT]: [entra, msaKey], [OTHER_TENANT]: [otherTenantKey, entra] })
   attacker = await TestAuthority.start({ [TENANT]: [attackerKey] })
+  // A key Entra would list in the v1 JWKS only (so no v2 entry names its issuer).
+  v1OnlyKey = createTestKey()
+  authority.tenants.get(TENANT)?.v1.push(v1OnlyKey)
   api = await startApi(authority.url, {}, (app) => {
     app.get('/two-roles', { config: { auth: { roles: ['Orders.Read', 'Orders.Write'] } } }, async () => 'ok')
   })
@@ -244,6 +248,12 @@ describe('issuer, tenant and version', () => {
   })
   test('30: signed by a key whose JWKS issuer is another tenant (signing-key issuer validation)', () =>
     check(bearer(mint(msaKey)), rejected('wrong_issuer')))
+  test('issue 12: a v1 token signed by that key: refused through the key\'s v2 JWKS entry (IDX40005)', () =>
+    check(bearer(mint(msaKey, appClaims({}, '1.0'))), rejected('wrong_issuer')))
+  test('a v1 token signed by a {tenantid} key passes through the v2 form of the tenant\'s issuer', () =>
+    check(bearer(mint(entra, appClaims({}, '1.0'))), ACCEPTED))
+  test('a v1 token signed by a key of the v1 JWKS only: no key issuer to check, accepted', () =>
+    check(bearer(mint(v1OnlyKey, appClaims({}, '1.0'))), ACCEPTED))
   test('unknown or unsupported ver', async () => {
     await check(bearer(mint(entra, appClaims({ ver: '3.0' }))), rejected('wrong_version'))
     await check(bearer(mint(entra, appClaims({ ver: 2 }))), rejected('wrong_version'))

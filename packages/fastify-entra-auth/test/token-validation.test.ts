@@ -27,7 +27,7 @@ class Keys implements KeyProvider {
   find (_tenant: string, _version: TokenVersion, kid: string): KeyLookup {
     if (!this.loaded) return { state: 'not_loaded', retryAfterSeconds: 7 }
     const key = this.known.get(kid)
-    return key ? { state: 'found', key, issuer: v2Issuer(TENANT) } : { state: 'unknown' }
+    return key ? { state: 'found', key, issuer: v2Issuer(TENANT), keyIssuer: key.issuer, v2Issuer: v2Issuer(TENANT) } : { state: 'unknown' }
   }
 
   async refreshForUnknownKid () { this.refreshes++; this.onRefresh() }
