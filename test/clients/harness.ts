@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { decodeJwt } from 'jose'
 import { startMockImds, type FaultSpec, type MockImds } from '../../scripts/lib/mock-imds.ts'
-import { loadTenantFile } from '../../services/mock-imds/src/tenant.ts'
+import { loadTenantFile } from 'mock-imds'
 import { repoRoot } from '../helpers/run.ts'
 import { JoseValidator } from '../conformance/validators.ts'
 
