@@ -21,3 +21,4 @@ export {
   type KeyLookup, type KeyStoreLogger, type KeyStoreOptions, type SigningKey, type VerifierSettings, type VerifyOutcome
 } from './key-store.ts'
 export { createAuthMetrics, type AuthMetrics, type AuthResult } from './metrics.ts'
+export { ENTRA_CLOUD_HOSTS, cloudHostsOf, jwksUriAllowed } from './clouds.ts'

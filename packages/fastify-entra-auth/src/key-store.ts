@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
+import { jwksUriAllowed } from './clouds.ts'
 import type { TokenVersion } from './token-validation.ts'
 
 /*
@@ -71,7 +72,13 @@ export interface KeyStoreLogger {
 }
 
 export interface KeyStoreOptions {
+  /** Where discovery is read, without a trailing slash (see FastifyEntraAuthOptions.authorityHost). */
   authorityHost: string
+  /**
+   * The api's application (client) id when its app registration has its own signing key (claims
+   * mapping): discovery is then read with `?appid=<it>`, whose jwks_uri lists that key.
+   */
+  appId?: string
   tenants: string[]
   versions: TokenVersion[]
   verifier: VerifierSettings
@@ -134,12 +141,15 @@ class KeySource {
   inflight: Promise<boolean> | undefined
   timer: NodeJS.Timeout | undefined
 
-  constructor (authorityHost: string, tenant: string, version: TokenVersion) {
+  constructor (authorityHost: string, tenant: string, version: TokenVersion, appId: string | undefined) {
     this.tenant = tenant
     this.version = version
+    // Microsoft Learn, access-tokens ("Validate the signature"): an app with custom signing keys appends
+    // appid to the metadata URL, and the jwks_uri it answers points at that app's keys.
+    const query = appId === undefined ? '' : `?appid=${encodeURIComponent(appId)}`
     this.discoveryUrl = version === '2.0'
-      ? `${authorityHost}/${tenant}/v2.0/.well-known/openid-configuration`
-      : `${authorityHost}/${tenant}/.well-known/openid-configuration`
+      ? `${authorityHost}/${tenant}/v2.0/.well-known/openid-configuration${query}`
+      : `${authorityHost}/${tenant}/.well-known/openid-configuration${query}`
   }
 
   get loaded () { return this.lastSuccessAt !== undefined }
@@ -154,7 +164,7 @@ class KeySource {
 export class KeyStore {
   private readonly options: KeyStoreOptions
   private readonly sources = new Map<string, KeySource>()
-  private readonly authorityOrigin: string
+  private readonly authority: URL
   private readonly stopping = new AbortController()
 
   /** The accepted versions, plus 2.0 always (see the constructor). */
@@ -163,11 +173,11 @@ export class KeyStore {
   constructor (options: KeyStoreOptions) {
     this.options = options
     this.versions = [...new Set<TokenVersion>([...options.versions, '2.0'])].sort()
-    this.authorityOrigin = new URL(options.authorityHost).origin
+    this.authority = new URL(options.authorityHost)
     for (const tenant of options.tenants) {
       // The v2 keys are loaded even when only v1 tokens are accepted: they carry the key issuers.
       for (const version of this.versions) {
-        this.sources.set(`${tenant}|${version}`, new KeySource(options.authorityHost, tenant, version))
+        this.sources.set(`${tenant}|${version}`, new KeySource(options.authorityHost, tenant, version, options.appId))
       }
     }
   }
@@ -302,15 +312,17 @@ export class KeyStore {
     if (!isObject(document) || typeof document.issuer !== 'string' || typeof document.jwks_uri !== 'string') {
       throw new FetchError('the OpenID configuration lacks issuer or jwks_uri')
     }
-    // Keys come only from the configured authority: neither a token nor a tampered document picks the host.
+    // Keys come only from the login hosts of the configured authority's cloud (src/clouds.ts), or from
+    // the authority's own origin when it is not an Entra host: neither a token nor a tampered document
+    // picks the host.
     let jwksUrl: URL
     try {
       jwksUrl = new URL(document.jwks_uri)
     } catch {
       throw new FetchError('the OpenID configuration has an invalid jwks_uri')
     }
-    if (jwksUrl.origin !== this.authorityOrigin) {
-      throw new FetchError(`jwks_uri ${jwksUrl.origin} is not on the authority ${this.authorityOrigin}`)
+    if (!jwksUriAllowed(this.authority, jwksUrl)) {
+      throw new FetchError(`jwks_uri ${jwksUrl.origin} is not a login host of the authority ${this.authority.origin}'s cloud`)
     }
     // A tenant's document names the tenant itself (or the {tenantid} template of the multi-tenant documents).
     const issuer = document.issuer.replaceAll('{tenantid}', source.tenant)

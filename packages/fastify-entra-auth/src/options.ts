@@ -35,6 +35,14 @@ export interface FastifyEntraAuthOptions {
    */
   authorityHost?: string
   /**
+   * The api's application (client) id, set when its app registration has its own signing key (claims
+   * mapping, a custom signing key): Entra then signs the api's tokens with a key listed only under the
+   * discovery document read with `?appid=<client id>` (Microsoft Learn, access-tokens, "Validate the
+   * signature"). With it set, every discovery document is read that way. A GUID.
+   * @default undefined (the tenant's keys)
+   */
+  signingKeysAppId?: string
+  /**
    * Leeway applied to `exp` and `nbf`, in milliseconds.
    * Microsoft.IdentityModel `TokenValidationParameters.DefaultClockSkew` (300 s).
    * @default 300000
@@ -111,6 +119,7 @@ export interface ResolvedOptions {
   audiences: string[]
   tokenVersions: TokenVersion[]
   authorityHost: string
+  signingKeysAppId: string | undefined
   clockSkewMs: number
   maxTokenBytes: number
   jwks: Required<JwksOptions>
@@ -167,6 +176,10 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
     throw new EntraAuthOptionsError('authorityHost', `must be an absolute http(s) URL, got "${authorityHost}"`)
   }
   if (authority.protocol !== 'https:' && authority.protocol !== 'http:') throw new EntraAuthOptionsError('authorityHost', 'must be an http(s) URL')
+  const signingKeysAppId = options.signingKeysAppId === undefined ? undefined : String(options.signingKeysAppId).toLowerCase()
+  if (signingKeysAppId !== undefined && !GUID.test(signingKeysAppId)) {
+    throw new EntraAuthOptionsError('signingKeysAppId', `must be the api's application (client) id, a GUID, got "${signingKeysAppId}"`)
+  }
   const jwks = options.jwks ?? {}
   const cache = options.tokenCache ?? {}
   return {
@@ -174,6 +187,7 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
     audiences,
     tokenVersions,
     authorityHost,
+    signingKeysAppId,
     clockSkewMs: integer('clockSkewMs', options.clockSkewMs, DEFAULTS.clockSkewMs, 0, 3_600_000),
     maxTokenBytes: integer('maxTokenBytes', options.maxTokenBytes, DEFAULTS.maxTokenBytes, 1024, 256_000),
     jwks: {

@@ -88,6 +88,7 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
 
   const keyStore = new KeyStore({
     authorityHost: options.authorityHost,
+    ...(options.signingKeysAppId === undefined ? {} : { appId: options.signingKeysAppId }),
     tenants: options.tenants,
     versions: options.tokenVersions,
     verifier: { audiences: expandAudiences(options.audiences), clockToleranceMs: clockSkewMs, cacheSize: cache.size, cacheTtlMs: cache.ttlMs },

@@ -14,8 +14,8 @@ test('exports: the plugin as default and named, wrapped once by fastify-plugin w
   const meta = (fastifyEntraAuth as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]
   assert.deepEqual({ name: meta?.name, fastify: meta?.fastify }, { name: 'fastify-entra-auth', fastify: '5.x' })
   assert.deepEqual(Object.keys(entry).sort(), [
-    'DEFAULTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'NUMERIC_DATE_RANGE', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'createAuthMetrics',
-    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'isCanonicalBase64url', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
+    'DEFAULTS', 'ENTRA_CLOUD_HOSTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'NUMERIC_DATE_RANGE', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'cloudHostsOf', 'createAuthMetrics',
+    'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'isCanonicalBase64url', 'jwksUriAllowed', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
   ])
 })
 
@@ -41,7 +41,8 @@ test('an invalid option fails the registration with EntraAuthOptionsError naming
     [{ maxTokenBytes: 1.5 }, 'maxTokenBytes'],
     [{ jwks: { cooldownMs: -5 } }, 'jwks.cooldownMs'],
     [{ jwks: { refreshIntervalMs: 10 } }, 'jwks.refreshIntervalMs'],
-    [{ tokenCache: { size: Number.NaN } }, 'tokenCache.size']
+    [{ tokenCache: { size: Number.NaN } }, 'tokenCache.size'],
+    [{ signingKeysAppId: 'my-api' }, 'signingKeysAppId']
   ]
   for (const [override, option] of cases) {
     const app = Fastify({ logger: false })

@@ -79,47 +79,67 @@ export type Fault = { kind: 'status', status: number } | { kind: 'hang' } | { ki
 
 interface TenantState { v1: TestKey[], v2: TestKey[] }
 
+export interface TestAuthorityOptions {
+  /** Serve https with this key and certificate (PEM) instead of http. */
+  https?: { key: string, cert: string }
+  /** The origin the discovery documents name in jwks_uri (default: the origin the request came to). */
+  jwksOrigin?: string
+}
+
 export class TestAuthority {
   readonly app: FastifyInstance
   url = ''
   readonly tenants = new Map<string, TenantState>()
   /** Requests per path, e.g. `/${TENANT}/discovery/v2.0/keys`. */
   readonly requests = new Map<string, number>()
+  /** Every request URL as received, query included. */
+  readonly urls: string[] = []
+  /**
+   * Keys of apps with their own signing key (claims mapping), by app id: listed, with the tenant's keys,
+   * only by the documents read with `?appid=<app id>` (Microsoft Learn, access-tokens).
+   */
+  readonly appKeys = new Map<string, TestKey[]>()
+  /** The origin the discovery documents name in jwks_uri (undefined: the origin the request came to). */
+  jwksOrigin: string | undefined
   fault: Fault = null
   /** Which documents the fault applies to. */
   faultTargets: Array<'discovery' | 'jwks'> = ['discovery', 'jwks']
 
-  constructor () {
-    this.app = Fastify({ logger: false, forceCloseConnections: true })
-    const serve = (kind: 'discovery' | 'jwks', version: '1.0' | '2.0', body: (tenant: string, host: string) => unknown) =>
-      async (request: FastifyRequest<{ Params: { tenant: string } }>, reply: FastifyReply) => {
+  constructor (options: TestAuthorityOptions = {}) {
+    this.app = Fastify({ logger: false, forceCloseConnections: true, ...(options.https ? { https: options.https } : {}) }) as unknown as FastifyInstance
+    this.jwksOrigin = options.jwksOrigin
+    const serve = (kind: 'discovery' | 'jwks', version: '1.0' | '2.0', body: (tenant: string, host: string, appId: string | undefined) => unknown) =>
+      async (request: FastifyRequest<{ Params: { tenant: string }, Querystring: { appid?: string } }>, reply: FastifyReply) => {
         const path = request.url.split('?')[0] as string
         this.requests.set(path, (this.requests.get(path) ?? 0) + 1)
+        this.urls.push(request.url)
         if (this.fault && this.faultTargets.includes(kind)) {
           if (this.fault.kind === 'hang') return await new Promise(() => {})
           if (this.fault.kind === 'garbage') return reply.type('text/html').send('<html>503 Service Unavailable</html>')
           return reply.code(this.fault.status).type('text/html').send('<html>error</html>')
         }
         if (!this.tenants.has(request.params.tenant)) return reply.code(400).send({ error: 'invalid_tenant' })
-        return body(request.params.tenant, `${request.protocol}://${request.host}`)
+        return body(request.params.tenant, `${request.protocol}://${request.host}`, request.query.appid)
       }
-    const discovery = (version: '1.0' | '2.0') => (tenant: string, host: string) => ({
+    const discovery = (version: '1.0' | '2.0') => (tenant: string, host: string, appId: string | undefined) => ({
       issuer: version === '2.0' ? v2Issuer(tenant) : v1Issuer(tenant),
-      jwks_uri: `${host}/${tenant}/discovery/${version === '2.0' ? 'v2.0/' : ''}keys`,
+      jwks_uri: `${this.jwksOrigin ?? host}/${tenant}/discovery/${version === '2.0' ? 'v2.0/' : ''}keys${appId === undefined ? '' : `?appid=${appId}`}`,
       id_token_signing_alg_values_supported: ['RS256']
     })
-    this.app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', serve('discovery', '2.0', discovery('2.0')))
-    this.app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', serve('discovery', '1.0', discovery('1.0')))
-    this.app.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', serve('jwks', '2.0', (tenant) => ({
-      keys: (this.tenants.get(tenant) as TenantState).v2.map((key) => ({ ...publicJwk(key), ...(key.jwksIssuer ? { issuer: key.jwksIssuer } : {}) }))
+    const withAppKeys = (keys: TestKey[], appId: string | undefined) => [...(appId === undefined ? [] : this.appKeys.get(appId) ?? []), ...keys]
+    type Route = { Params: { tenant: string }, Querystring: { appid?: string } }
+    this.app.get<Route>('/:tenant/v2.0/.well-known/openid-configuration', serve('discovery', '2.0', discovery('2.0')))
+    this.app.get<Route>('/:tenant/.well-known/openid-configuration', serve('discovery', '1.0', discovery('1.0')))
+    this.app.get<Route>('/:tenant/discovery/v2.0/keys', serve('jwks', '2.0', (tenant, _host, appId) => ({
+      keys: withAppKeys((this.tenants.get(tenant) as TenantState).v2, appId).map((key) => ({ ...publicJwk(key), ...(key.jwksIssuer ? { issuer: key.jwksIssuer } : {}) }))
     })))
-    this.app.get<{ Params: { tenant: string } }>('/:tenant/discovery/keys', serve('jwks', '1.0', (tenant) => ({
-      keys: (this.tenants.get(tenant) as TenantState).v1.map((key) => publicJwk(key))
+    this.app.get<Route>('/:tenant/discovery/keys', serve('jwks', '1.0', (tenant, _host, appId) => ({
+      keys: withAppKeys((this.tenants.get(tenant) as TenantState).v1, appId).map((key) => publicJwk(key))
     })))
   }
 
-  static async start (tenants: Record<string, TestKey[]> = {}): Promise<TestAuthority> {
-    const authority = new TestAuthority()
+  static async start (tenants: Record<string, TestKey[]> = {}, options: TestAuthorityOptions = {}): Promise<TestAuthority> {
+    const authority = new TestAuthority(options)
     for (const [tenant, keys] of Object.entries(tenants)) authority.publish(tenant, keys)
     authority.url = await authority.app.listen({ host: '127.0.0.1', port: 0 })
     return authority
