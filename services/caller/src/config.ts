@@ -59,14 +59,10 @@ export const readConfig = (env = process.env): CallerConfig => {
   return { ...config, API_BASE_URL: config.API_BASE_URL.replace(/\/+$/, '') }
 }
 
-/** The identity the credential asks for, from whichever selector is set. */
-export type IdentitySelector =
-  | { kind: 'system' }
-  | { kind: 'clientId' | 'resourceId' | 'objectId', value: string }
-
-export function identitySelector (config: CallerConfig): IdentitySelector {
-  if (config.AZURE_CLIENT_ID) return { kind: 'clientId', value: config.AZURE_CLIENT_ID }
-  if (config.MANAGED_IDENTITY_RESOURCE_ID) return { kind: 'resourceId', value: config.MANAGED_IDENTITY_RESOURCE_ID }
-  if (config.MANAGED_IDENTITY_OBJECT_ID) return { kind: 'objectId', value: config.MANAGED_IDENTITY_OBJECT_ID }
-  return { kind: 'system' }
+/** The identity selector for the token provider, from whichever variable is set (none: system-assigned). */
+export function identityOptions (config: CallerConfig): { clientId?: string, resourceId?: string, objectId?: string } {
+  if (config.AZURE_CLIENT_ID) return { clientId: config.AZURE_CLIENT_ID }
+  if (config.MANAGED_IDENTITY_RESOURCE_ID) return { resourceId: config.MANAGED_IDENTITY_RESOURCE_ID }
+  if (config.MANAGED_IDENTITY_OBJECT_ID) return { objectId: config.MANAGED_IDENTITY_OBJECT_ID }
+  return {}
 }

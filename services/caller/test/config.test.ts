@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ConfigError } from '../../shared/config.ts'
-import { identitySelector, readConfig } from '../src/config.ts'
+import { identityOptions, readConfig } from '../src/config.ts'
 
 const required = { API_BASE_URL: 'http://api:3001/', API_SCOPE: 'api://msi-pair-api/.default' }
 const clientId = '2c3d4e5f-6a7b-4c8d-8e9f-1a2b3c4d5e6f'
@@ -9,7 +9,7 @@ const resourceId = '/subscriptions/00000000-0000-0000-0000-000000000000/resource
 
 test('defaults: system-assigned identity, production deadlines and refresh window', () => {
   const config = readConfig(required)
-  assert.deepEqual(identitySelector(config), { kind: 'system' })
+  assert.deepEqual(identityOptions(config), {})
   assert.equal(config.API_BASE_URL, 'http://api:3001')
   assert.equal(config.TOKEN_ATTEMPT_TIMEOUT_MS, 5000)
   assert.equal(config.TOKEN_WAIT_TIMEOUT_MS, 10_000)
@@ -21,9 +21,9 @@ test('defaults: system-assigned identity, production deadlines and refresh windo
 })
 
 test('each selector picks a user-assigned identity its own way', () => {
-  assert.deepEqual(identitySelector(readConfig({ ...required, AZURE_CLIENT_ID: clientId })), { kind: 'clientId', value: clientId })
-  assert.deepEqual(identitySelector(readConfig({ ...required, MANAGED_IDENTITY_RESOURCE_ID: resourceId })), { kind: 'resourceId', value: resourceId })
-  assert.deepEqual(identitySelector(readConfig({ ...required, MANAGED_IDENTITY_OBJECT_ID: clientId })), { kind: 'objectId', value: clientId })
+  assert.deepEqual(identityOptions(readConfig({ ...required, AZURE_CLIENT_ID: clientId })), { clientId })
+  assert.deepEqual(identityOptions(readConfig({ ...required, MANAGED_IDENTITY_RESOURCE_ID: resourceId })), { resourceId })
+  assert.deepEqual(identityOptions(readConfig({ ...required, MANAGED_IDENTITY_OBJECT_ID: clientId })), { objectId: clientId })
 })
 
 test('two selectors at once are refused, naming both variables', () => {

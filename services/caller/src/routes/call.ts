@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { TokenUnavailableError } from 'managed-identity-token-provider'
 import { ApiUnreachableError, type ApiResponse } from '../plugins/api-client.ts'
-import { TokenUnavailableError } from '../plugins/token-provider.ts'
 
 /**
  * GET /call: what a real caller does with its managed identity: get a token, call the api,
@@ -11,7 +11,12 @@ import { TokenUnavailableError } from '../plugins/token-provider.ts'
  *   body are passed on. A 401 is retried once with a freshly acquired token first (the token may
  *   have been revoked, or the api may not know a rotated signing key yet); a 403 never is.
  */
-export const callRoutes: FastifyPluginAsync = async (fastify) => {
+export interface CallRoutesOptions {
+  /** The scope of the api's tokens (API_SCOPE). */
+  scope: string
+}
+
+export const callRoutes: FastifyPluginAsync<CallRoutesOptions> = async (fastify, { scope }) => {
   fastify.get('/call', async (request, reply) => {
     let response = await callApi(request, reply, false)
     if (response?.status === 401) {
@@ -33,15 +38,16 @@ export const callRoutes: FastifyPluginAsync = async (fastify) => {
   async function callApi (request: FastifyRequest, reply: FastifyReply, forceRefresh: boolean): Promise<ApiResponse | undefined> {
     let token: string
     try {
-      token = await fastify.tokenProvider.getToken({ forceRefresh })
+      ({ token } = await fastify.managedIdentity.getToken(scope, { forceRefresh }))
     } catch (error) {
       if (!(error instanceof TokenUnavailableError)) throw error
       request.log.warn({ reason: error.reason, err: error }, 'no token from the managed identity')
-      if (!error.deploymentError) reply.header('retry-after', '1')
+      if (!error.deploymentError) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))))
       reply.code(503).send({
         error: error.deploymentError ? 'managed_identity_misconfigured' : 'token_unavailable',
         reason: error.reason,
-        message: error.message
+        message: error.message,
+        hint: error.hint
       })
       return undefined
     }
