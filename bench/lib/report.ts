@@ -7,6 +7,12 @@ export interface Burst {
   elapsedMs: number
   tokenRequests: number
   countedBy: string
+  /** The latency fault on mock-imds's first token answer, in ms. */
+  faultMs?: number
+  /** How long after the caller was started the burst was sent, in ms (the caller started its first acquisition then). */
+  sentAfterMs?: number
+  /** The caller's /readyz status just before the burst: 503 (no token yet) shows the acquisition still in flight. */
+  readyBefore?: number
 }
 
 export interface Target { goal: string, measured: string, met: boolean }
@@ -30,7 +36,7 @@ export interface BenchResults {
 }
 
 const fixed = (value: number | undefined, digits: number) => value === undefined || !Number.isFinite(value) ? '' : value.toFixed(digits)
-const ratio = (value: number | undefined) => value === undefined ? '' : `${value.toFixed(2)}x`
+const times = (value: number | undefined) => value === undefined || !Number.isFinite(value) || value === 0 ? '' : `${value.toFixed(2)}x`
 
 function extra (row: Row): string {
   const parts: string[] = []
@@ -48,18 +54,21 @@ function extra (row: Row): string {
 export function markdown (results: BenchResults): string {
   const { meta } = results
   const lines = [
-    '| # | Row | expect | req/s | p50 ms | p99 ms | max ms | CPU µs/req | peak RSS MB | vs | req/s ratio | p99 ratio | notes |',
-    '|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|---|'
+    '| # | Row | expect | req/s | p50 ms | p99 ms | max ms | CPU µs/req | cores | peak RSS MB | req/s ÷ jose | CPU ÷ jose | req/s ÷ bare | CPU ÷ bare | p99 ÷ bare | notes |',
+    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|'
   ]
   for (const row of results.rows) {
-    lines.push(`| ${row.id} | ${row.name} | ${row.expectStatus} | ${Math.round(row.rps)} | ${fixed(row.latencyMs.p50, 2)} | ${fixed(row.latencyMs.p99, 2)} | ${fixed(row.latencyMs.max, 1)} | ${fixed(row.cpuUsPerRequest, 0)} | ${fixed(row.peakRssMb, 0)} | ${row.baseline ?? ''} | ${ratio(row.rpsRatio)} | ${ratio(row.p99Ratio)} | ${extra(row)} |`)
+    const jose = row.vsJose
+    const bare = row.vsBare
+    lines.push(`| ${row.id} | ${row.name} | ${row.expectStatus} | ${Math.round(row.rps)} | ${fixed(row.latencyMs.p50, 2)} | ${fixed(row.latencyMs.p99, 2)} | ${fixed(row.latencyMs.max, 1)} | ${fixed(row.cpuUsPerRequest, 0)} | ${fixed(row.coresUsed, 2)} | ${fixed(row.peakRssMb, 0)} | ${times(jose?.rps)} | ${times(jose?.cpu)} | ${times(bare?.rps)}${bare && bare.row !== '1' ? ` (${bare.row})` : ''} | ${times(bare?.cpu)} | ${times(bare?.p99)} | ${extra(row)} |`)
   }
   const out = [lines.join('\n'), '']
   if (results.burst) {
     const b = results.burst
-    out.push(`Cold burst: ${b.concurrency} concurrent GET /call against a caller just started: ${Object.entries(b.statusCounts).map(([s, n]) => `${n}× ${s}`).join(', ')}${b.errors ? `, ${b.errors} without answer` : ''} in ${Math.round(b.elapsedMs)} ms; **${b.tokenRequests} token request(s)** reached mock-imds (counted by ${b.countedBy}).`, '')
+    const fault = b.faultMs === undefined ? '' : ` while its first token request was in flight (mock-imds held it ${b.faultMs} ms; the burst left ${Math.round(b.sentAfterMs ?? 0)} ms after the caller was started, its /readyz answering ${b.readyBefore ?? '?'} just before)`
+    out.push(`Cold burst: ${b.concurrency} concurrent GET /call against a caller just started${fault}: ${Object.entries(b.statusCounts).map(([s, n]) => `${n}× ${s}`).join(', ')}${b.errors ? `, ${b.errors} without answer` : ''} in ${Math.round(b.elapsedMs)} ms; **${b.tokenRequests} token request(s)** reached mock-imds (counted by ${b.countedBy}).`, '')
   }
-  out.push('Targets of issue 8:', '')
+  out.push('Goals (issue 15, and issue 8 where marked):', '')
   for (const target of results.targets) out.push(`- ${target.met ? 'met' : '**not met**'}: ${target.goal} (measured: ${target.measured})`)
   const s = meta.settings
   out.push('', `${meta.date}, ${meta.cpus} × ${meta.cpuModel}, Node ${meta.node} (OpenSSL ${meta.openssl}); ${s.connections} connections; every row ${s.rounds > 1 ? `${s.rounds} times, rows interleaved round after round, each time ` : ''}${s.warmupSeconds} s warm-up + ${s.durationSeconds} s measured${s.rounds > 1 ? ' (req/s and percentiles: medians of the rounds; max: the highest)' : ''}; floods once, at the end${s.quick ? ' (--quick: checks the harness, not the speed)' : ''}; load average ${meta.loadavgBefore.join(' ')} before, ${meta.loadavgAfter.join(' ')} after. ${meta.note}`)

@@ -18,11 +18,17 @@ const asService = (running: RunningService): Service => ({
   stop: running.stop
 })
 
-export async function startApi (authorityHost: string, extraEnv: Record<string, string> = {}): Promise<Service> {
+export async function startApi (authorityHost: string, extraEnv: Record<string, string> = {}, { dropLogs = false } = {}): Promise<Service> {
   const port = await freePort()
   const api = await startService('api', {
     env: { ...apiEnv(authorityHost, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv }
   })
+  if (dropLogs) {
+    // At LOG_LEVEL=info every request logs two lines: still read from the pipe (as a container
+    // runtime reads stdout), but not kept, so that the harness's memory does not grow with them.
+    api.child.stdout?.removeAllListeners('data')
+    api.child.stdout?.on('data', () => {})
+  }
   // Ready means its keys are loaded: measuring before that would time the first JWKS fetch.
   await waitReady(api.url).catch(async (error: unknown) => { await api.stop(); throw error })
   return asService(api)

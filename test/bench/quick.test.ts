@@ -32,7 +32,8 @@ before(async () => {
 
 after(() => { rmSync(out, { recursive: true, force: true }) })
 
-const expectedRows = ['1', '1b', '2', '3', '4a', '4b', '4c', '5a1', '5a2', '5b1', '5b2', '5c1', '5c2', '6a', '6b']
+const expectedRows = ['1', '1b', '2', '2i', '3', '4a', '4b', '4c', '5a1', '5a2', '5a3', '5b1', '5b2', '5b3', '5c1', '5c2', '5c3', '6a', '6b']
+const invalidRows = ['4a', '4b', '4c', '5a3', '5b3', '5c3']
 
 test('every row was measured, with sane numbers', () => {
   assert.deepEqual(results.rows.map((row) => row.id), expectedRows)
@@ -42,13 +43,14 @@ test('every row was measured, with sane numbers', () => {
     assert.ok(row.latencyMs.p50 > 0 && row.latencyMs.p50 <= row.latencyMs.p99 && row.latencyMs.p99 <= row.latencyMs.max, `row ${row.id}: latencies ${JSON.stringify(row.latencyMs)}`)
     assert.ok(row.peakRssMb > 10, `row ${row.id}: peak RSS ${row.peakRssMb} MB`)
     assert.ok(row.cpuUsPerRequest >= 0, `row ${row.id}: CPU ${row.cpuUsPerRequest}`)
+    assert.ok(row.coresUsed >= 0 && row.coresUsed <= results.meta.cpus + 0.5, `row ${row.id}: ${row.coresUsed} cores`)
   }
   assert.ok(results.burst, 'the cold burst ran')
 })
 
 test('valid rows got 200 on every request, invalid rows 401 on every request', () => {
   for (const row of results.rows) {
-    const expected = ['4a', '4b', '4c'].includes(row.id) ? 401 : 200
+    const expected = invalidRows.includes(row.id) ? 401 : 200
     assert.equal(row.expectStatus, expected, `row ${row.id}`)
     assert.deepEqual(Object.keys(row.statusCounts), [String(expected)], `row ${row.id}: ${JSON.stringify(row.statusCounts)}`)
     assert.equal(row.unexpected, 0, `row ${row.id}: ${row.unexpected} unexpected answers`)
@@ -57,15 +59,22 @@ test('valid rows got 200 on every request, invalid rows 401 on every request', (
   assert.equal(results.burst?.errors, 0)
 })
 
-test('ratios are computed against the right rows', () => {
+test('ratios are computed against jose\'s row of the same kind and against the bare row', () => {
   const byId = new Map(results.rows.map((row) => [row.id, row]))
-  assert.equal(byId.get('2')?.baseline, '1')
-  assert.equal(byId.get('5a2')?.baseline, '3')
-  assert.equal(byId.get('5c1')?.baseline, '2')
-  assert.equal(byId.get('6a')?.baseline, '6b')
+  assert.equal(byId.get('2')?.vsJose?.row, '5c1')
+  assert.equal(byId.get('3')?.vsJose?.row, '5c2')
+  assert.equal(byId.get('4a')?.vsJose?.row, '5c3')
+  assert.equal(byId.get('5a2')?.vsJose?.row, '5c2')
+  assert.equal(byId.get('5c2')?.vsJose, undefined, 'jose is not compared with itself')
+  assert.equal(byId.get('2')?.vsBare?.row, '1')
+  assert.equal(byId.get('6a')?.vsBare?.row, '6b')
   const two = byId.get('2')
   const one = byId.get('1')
-  assert.ok(two && one && Math.abs((two.rpsRatio ?? 0) - two.rps / one.rps) < 1e-9)
+  const jose = byId.get('5c1')
+  assert.ok(two && one && jose)
+  assert.ok(Math.abs((two.vsBare?.rps ?? 0) - two.rps / one.rps) < 1e-9)
+  assert.ok(Math.abs((two.vsBare?.cpu ?? 0) - two.cpuUsPerRequest / one.cpuUsPerRequest) < 1e-9)
+  assert.ok(Math.abs((two.vsJose?.rps ?? 0) - two.rps / jose.rps) < 1e-9)
 })
 
 test('the random-kid flood caused at most one JWKS fetch per cooldown', () => {
@@ -78,6 +87,9 @@ test('the random-kid flood caused at most one JWKS fetch per cooldown', () => {
 test('the cold burst of 1,000 concurrent calls caused exactly one token request', () => {
   assert.equal(results.burst?.concurrency, 1000)
   assert.equal(results.burst?.tokenRequests, 1, `counted by ${results.burst?.countedBy}`)
+  // The burst must arrive while the first acquisition is in flight, else it cannot catch a caller
+  // without single flight: just before it, the caller was not ready (no token yet).
+  assert.equal(results.burst?.readyBefore, 503, 'the caller had no token yet when the burst left')
 })
 
 test('the Markdown table has a line per row', () => {

@@ -1,0 +1,49 @@
+// npx node bench/profile.ts --row unique|bad-signature|one [--seconds 8] [--out DIR] [--top 15]
+// One row of `npm run bench` against the api started with `node --cpu-prof`, then the profile's top
+// entries by self time. The .cpuprofile is kept (open it in Chrome DevTools or speedscope for the
+// flame graph); the table is what the issue's closing note quotes.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { startIssuerServer, TokenMint, writeTokens, type TokenKind } from './lib/issuer.ts'
+import { LoadGenerator } from './lib/load.ts'
+import { summarize, formatSummary } from './lib/profile-summary.ts'
+import { startApi } from './lib/services.ts'
+
+const rows: Record<string, { kind: TokenKind, count: number, expect: number }> = {
+  one: { kind: 'valid', count: 1, expect: 200 },
+  unique: { kind: 'valid', count: 5000, expect: 200 },
+  'bad-signature': { kind: 'badSignature', count: 1000, expect: 401 }
+}
+
+const { values: args } = parseArgs({
+  options: { row: { type: 'string', default: 'unique' }, seconds: { type: 'string', default: '8' }, out: { type: 'string' }, top: { type: 'string', default: '15' } }
+})
+const spec = rows[args.row ?? '']
+if (!spec) throw new Error(`--row must be one of ${Object.keys(rows).join(', ')}`)
+const outDir = args.out ?? mkdtempSync(join(tmpdir(), 'msi-pair-profile-'))
+mkdirSync(outDir, { recursive: true })
+const work = mkdtempSync(join(tmpdir(), 'msi-pair-profile-tokens-'))
+
+const mint = new TokenMint()
+const tokensFile = writeTokens(join(work, 'tokens.json'), mint.tokens(spec.kind, spec.count))
+const issuer = await startIssuerServer({ keys: [mint.key.jwk] })
+const api = await startApi(issuer.url, { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${outDir}` })
+const load = new LoadGenerator()
+try {
+  // A short warm-up so that the profile shows the optimized steady state, not the JIT's first pass.
+  await load.run({ url: api.url, path: '/claims', connections: 50, durationSeconds: 1, tokensFile })
+  const result = await load.run({ url: api.url, path: '/claims', connections: 50, durationSeconds: Number(args.seconds), tokensFile, tokenOffset: 7 })
+  const unexpected = result.requests - (result.statusCounts[String(spec.expect)] ?? 0)
+  process.stdout.write(`row ${args.row}: ${Math.round(result.rps)} req/s, ${result.requests} requests, ${unexpected} unexpected (${JSON.stringify(result.statusCounts)})\n`)
+} finally {
+  await load.stop()
+  await api.stop()
+  await issuer.close()
+  rmSync(work, { recursive: true, force: true })
+}
+const file = readdirSync(outDir).filter((name) => name.endsWith('.cpuprofile')).sort().at(-1)
+if (!file) throw new Error(`no .cpuprofile in ${outDir}: did the api exit cleanly?`)
+process.stdout.write(`${join(outDir, file)}\n`)
+process.stdout.write(formatSummary(summarize(join(outDir, file)), Number(args.top)))
