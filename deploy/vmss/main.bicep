@@ -255,7 +255,7 @@ resource prometheusIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@20
   location: location
 }
 
-module prometheusReader '../shared/role-assignment.bicep' = {
+module prometheusReader '../shared/group-role-assignment.bicep' = {
   name: '${namePrefix}-prometheus-reader'
   params: {
     principalId: prometheusIdentity.properties.principalId

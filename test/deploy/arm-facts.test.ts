@@ -297,7 +297,7 @@ test('arm: only the caller container may reach IMDS', async (t) => {
 })
 
 // Learn: "Azure Monitor Agent overview" and "Collect Syslog events with Azure Monitor Agent"
-// (https://learn.microsoft.com/azure/azure-monitor/agents/data-collection-syslog): the agent authenticates
+// (https://learn.microsoft.com/azure/azure-monitor/vm/data-collection-syslog): the agent authenticates
 // with a user-assigned identity (mi_res_id) and collects what a data collection rule associated with the VMs says.
 test('arm: logs leave the instances through Azure Monitor Agent and a data collection rule', async (t) => {
   const bicep = bicepOrSkip(t)

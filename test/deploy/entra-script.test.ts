@@ -66,7 +66,8 @@ test('register-api.sh: first run creates the app, its service principal and the 
   const r = registerApi(sb, '--caller-principal-id', callerPrincipalId)
   assert.equal(r.code, 0, r.stderr)
 
-  // The app is read by its alternate key (Learn: Microsoft Graph "Get application", GET
+  // The app is read by its alternate key (Learn: Microsoft Graph "Get application",
+  // https://learn.microsoft.com/graph/api/application-get: GET
   // /applications(uniqueName='{uniqueName}')), never with $filter=uniqueName, which Graph does not document.
   const reads = calls(sb).filter((c) => c.method === 'GET').map((c) => c.url)
   assert.ok(reads.some((u) => u.startsWith(`${graph}/applications(uniqueName='msi-pair-api')`)), JSON.stringify(reads))
