@@ -236,3 +236,24 @@ test('cloud-init: read-settings rejects settings without a tenant or with a bad 
   assert.match(check({ ...good, image: 'acr.azurecr.io/x:v1;rm -rf /' }).stderr, /settings\.image/)
   assert.match(check({ ...good, blockImds: 'yes' }).stderr, /settings\.blockImds/)
 })
+
+// Learn: "Azure Instance Metadata Service" (any process on the VM, containers included, may ask IMDS
+// for the identity's tokens) and the README's choice on port 80 (the host keeps it, containers do not).
+test('cloud-init: container-firewall keeps the api container off IMDS and every container off port 80', async (t) => {
+  if (requireTool(t, 'bash') === undefined) return
+  const rules = async (blockImds: string): Promise<string[]> => {
+    const sb = scriptSandbox()
+    const r = await run(path.join(sb.dir, 'container-firewall'), [blockImds], { env: { PATH: `${sb.bin}:${process.env.PATH ?? ''}` } })
+    assert.equal(r.code, 0, r.stderr)
+    // The stand-in iptables accepts every call, so `-N`, `-C` succeed: only what is appended matters.
+    return sb.calls().filter((c) => / -A MSI-PAIR | -I DOCKER-USER /.test(c))
+  }
+  assert.deepEqual(await rules('true'), [
+    'iptables -A MSI-PAIR -d 169.254.169.254/32 -j REJECT',
+    'iptables -A MSI-PAIR -p tcp -m multiport --dports 80,32526 -j REJECT --reject-with tcp-reset'
+  ], 'api: IMDS rejected before anything else')
+  assert.deepEqual(await rules('false'), [
+    'iptables -A MSI-PAIR -d 169.254.169.254/32 -p tcp --dport 80 -j RETURN',
+    'iptables -A MSI-PAIR -p tcp -m multiport --dports 80,32526 -j REJECT --reject-with tcp-reset'
+  ], 'caller: IMDS (port 80) allowed before the port-80 reject')
+})
