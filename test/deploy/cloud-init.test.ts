@@ -103,8 +103,9 @@ test('cloud-init: the scripts it writes pass shellcheck (bash) and compile (pyth
 interface Seen { method: string, url: string, headers: Record<string, string | string[] | undefined>, body: string }
 
 /** One loopback HTTP server playing IMDS (token, compute name, Scheduled Events) and ACR's exchange. */
-async function fakeAzure (events: unknown): Promise<{ base: string, host: string, seen: Seen[], close: () => Promise<void> }> {
+async function fakeAzure (events: unknown): Promise<{ base: string, host: string, port: number, seen: Seen[], failExchange: { value: boolean }, close: () => Promise<void> }> {
   const seen: Seen[] = []
+  const failExchange = { value: false }
   const server = createServer((req, res) => {
     let body = ''
     req.setEncoding('utf8').on('data', (c: string) => { body += c }).on('end', () => {
@@ -113,11 +114,13 @@ async function fakeAzure (events: unknown): Promise<{ base: string, host: string
       const json = (status: number, o: unknown): void => { res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(o)) }
       if (url.pathname.startsWith('/metadata/') && req.headers.metadata !== 'true') return json(400, { error: 'bad_request', error_description: 'Required metadata header not specified' })
       if (url.pathname === '/metadata/identity/oauth2/token') return json(200, { access_token: `aad-token-for-${url.searchParams.get('resource') ?? ''}`, expires_on: '1900000000', resource: url.searchParams.get('resource'), token_type: 'Bearer' })
+      if (url.pathname === '/oauth2/exchange' && failExchange.value) return json(401, { errors: [{ code: 'UNAUTHORIZED' }] })
       if (url.pathname === '/oauth2/exchange') {
         const form = new URLSearchParams(body)
         if (form.get('grant_type') !== 'access_token' || form.get('access_token') === null) return json(400, { errors: [{ code: 'UNSUPPORTED' }] })
         return json(200, { refresh_token: `acr-refresh-for-${form.get('access_token') ?? ''}` })
       }
+      if (url.pathname === '/readyz') return json(200, { status: 'ready' })
       if (url.pathname === '/metadata/instance/compute/name') return res.writeHead(200, { 'content-type': 'text/plain' }).end('msi-pair-api_3')
       if (url.pathname === '/metadata/scheduledevents' && req.method === 'GET') return json(200, events)
       if (url.pathname === '/metadata/scheduledevents' && req.method === 'POST') return json(200, {})
@@ -126,7 +129,7 @@ async function fakeAzure (events: unknown): Promise<{ base: string, host: string
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
-  return { base: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, seen, close: async () => { await new Promise((resolve) => server.close(resolve)) } }
+  return { base: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, port, seen, failExchange, close: async () => { await new Promise((resolve) => server.close(resolve)) } }
 }
 
 /** The written scripts in a directory, plus stand-ins for docker, iptables, systemctl and sleep that log their calls. */
@@ -142,7 +145,8 @@ function scriptSandbox (): { dir: string, bin: string, calls: () => string[] } {
   writeFileSync(log, '')
   for (const tool of ['docker', 'iptables', 'systemctl', 'sleep']) {
     // Each records its argv and, for docker login, what came on stdin (the password).
-    writeFileSync(path.join(bin, tool), `#!/bin/bash\nif [ "$1" = login ]; then echo "${tool} $* stdin=$(cat)" >>"${log}"; else echo "${tool} $*" >>"${log}"; fi\n`)
+    // iptables -D answers "no such rule" (exit 1), as after the first delete, so delete loops end.
+    writeFileSync(path.join(bin, tool), `#!/bin/bash\nif [ "$1" = login ]; then echo "${tool} $* stdin=$(cat)" >>"${log}"; else echo "${tool} $*" >>"${log}"; fi\nif [ "${tool}" = iptables ] && [ "$1" = -D ]; then exit 1; fi\n`)
     chmodSync(path.join(bin, tool), 0o755)
   }
   return { dir, bin, calls: () => readFileSync(log, 'utf8').split('\n').filter(Boolean) }
@@ -256,4 +260,63 @@ test('cloud-init: container-firewall keeps the api container off IMDS and every 
     'iptables -A MSI-PAIR -d 169.254.169.254/32 -p tcp --dport 80 -j RETURN',
     'iptables -A MSI-PAIR -p tcp -m multiport --dports 80,32526 -j REJECT --reject-with tcp-reset'
   ], 'caller: IMDS (port 80) allowed before the port-80 reject')
+})
+
+// Learn: "Configure rolling upgrades on Virtual Machine Scale Sets": an upgraded batch is judged by
+// health, so the swap must happen inside the extension run: pull first (the old container keeps
+// serving), leave the load balancer, swap, wait for /readyz, come back; a failed pull touches nothing.
+test('cloud-init: apply pulls before it stops anything, drains, swaps and waits for /readyz', async (t) => {
+  if (requireTool(t, 'curl') === undefined || requireTool(t, 'python3') === undefined) return
+  const azure = await fakeAzure({ Events: [] })
+  try {
+    const sb = scriptSandbox()
+    const etc = path.join(sb.dir, 'etc')
+    mkdirSync(etc)
+    const settings = {
+      image: `${azure.host}/msi-pair-api:v2`,
+      port: azure.port,
+      blockImds: true,
+      env: { PORT: String(azure.port) },
+      clientId: '11111111-2222-4333-8444-555555555555',
+      tenantId: '66666666-7777-4888-9999-000000000000'
+    }
+    // An instance already running v1 on the same port.
+    writeFileSync(path.join(etc, 'settings.json'), JSON.stringify({ ...settings, image: `${azure.host}/msi-pair-api:v1` }))
+    const env = {
+      PATH: `${sb.bin}:${process.env.PATH ?? ''}`,
+      MSI_PAIR_IMDS: azure.base,
+      MSI_PAIR_REGISTRY_SCHEME: 'http',
+      MSI_PAIR_LIBEXEC: sb.dir,
+      MSI_PAIR_ETC: etc,
+      MSI_PAIR_DRAIN_SECONDS: '0',
+      MSI_PAIR_PULL_ATTEMPTS: '1'
+    }
+    const b64 = Buffer.from(JSON.stringify(settings)).toString('base64')
+
+    azure.failExchange.value = true
+    const failed = await run(path.join(sb.dir, 'apply'), [b64], { env })
+    assert.equal(failed.code, 1, 'a tag that cannot be pulled fails the extension')
+    assert.match(failed.stderr, /could not pull/)
+    assert.deepEqual(sb.calls(), [], 'and stops nothing: the old container keeps serving')
+    assert.match(readFileSync(path.join(etc, 'settings.json'), 'utf8'), /msi-pair-api:v1/)
+
+    azure.failExchange.value = false
+    const r = await run(path.join(sb.dir, 'apply'), [b64], { env })
+    assert.equal(r.code, 0, r.stderr)
+    const probe = `DOCKER-USER -s 168.63.129.16/32 -p tcp --dport ${azure.port} -j DROP`
+    assert.deepEqual(sb.calls().filter((c) => !c.startsWith('docker login')), [
+      `docker pull --quiet ${settings.image}`,
+      'systemctl is-active --quiet msi-pair.service',
+      `iptables -I ${probe}`,
+      'sleep 0',
+      'systemctl enable msi-pair.service',
+      'systemctl restart msi-pair.service',
+      `iptables -D ${probe}`,
+      `iptables -D ${probe}`
+    ])
+    assert.ok(azure.seen.some((s) => s.url === '/readyz'), 'readiness was awaited')
+    assert.match(readFileSync(path.join(etc, 'settings.json'), 'utf8'), /msi-pair-api:v2/)
+  } finally {
+    await azure.close()
+  }
 })
