@@ -192,7 +192,8 @@ test('arm: the image tag is an extension setting the rolling upgrade applies, ju
 // Learn: "Overview of autoscale with Azure Virtual Machine Scale Sets"
 // (https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-autoscale-overview)
 // and the template reference of Microsoft.Compute/virtualMachineScaleSets (sku.capacity = the number of VMs):
-// a capacity in every PUT resets what autoscale chose, so redeploys must not send one.
+// a capacity in every PUT resets what autoscale chose, so redeploys must not send one. The property
+// must be absent, not null: ARM rejects a null capacity (Azure/vm-scale-sets#70).
 test('arm: a redeploy sends no sku.capacity', async (t) => {
   const bicep = bicepOrSkip(t)
   if (bicep === undefined) return
