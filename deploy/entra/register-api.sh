@@ -89,6 +89,21 @@ read_graph() {
   az rest --method GET --url "$1" --only-show-errors
 }
 
+# read_graph_optional URL: like read_graph, but an absent object (Graph 404) prints nothing and succeeds.
+read_graph_optional() {
+  local out
+  if $dry_run; then print_request GET "$1"; fi
+  if out="$(az rest --method GET --url "$1" --only-show-errors 2>"$errfile")"; then
+    printf '%s' "$out"
+    return 0
+  fi
+  if grep -q 'Request_ResourceNotFound' "$errfile"; then
+    return 0
+  fi
+  cat "$errfile" >&2
+  return 1
+}
+
 # write_graph METHOD URL BODY [HEADER...]: a write, retried while Entra has not yet replicated a
 # referenced object. Prints Graph's answer (may be empty). Returns 3 on "already exists".
 write_graph() {
@@ -125,8 +140,10 @@ new_guid() {
 }
 
 # --- 1. the api's app registration -------------------------------------------------------------
-apps="$(read_graph "$graph/applications?\$filter=uniqueName%20eq%20'$unique_name'&\$select=id,appId,uniqueName,identifierUris,appRoles,api")"
-app="$(jq -c '.value[0] // empty' <<<"$apps")"
+# Read by the alternate key, as Graph documents it (GET /applications(uniqueName='...')); uniqueName
+# is not documented as filterable, so $filter=uniqueName eq ... may be refused or change meaning.
+app="$(read_graph_optional "$graph/applications(uniqueName='$unique_name')?\$select=id,appId,uniqueName,identifierUris,appRoles,api")"
+app="$(jq -c '. // empty' <<<"${app:-null}")"
 
 # Keep the role's id once it exists: assignments reference it, and changing it would orphan them.
 role_id="$(jq -r --arg v "$role_value" '(.appRoles // [])[] | select(.value == $v) | .id' <<<"${app:-null}")"

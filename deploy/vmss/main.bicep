@@ -4,7 +4,8 @@
 // with azure_sd_configs (deploy/prometheus/azure-vmss.yml).
 //
 // Deploy with: az deployment group create -g RG -f deploy/vmss/main.bicep -p ... (see deploy/README.md)
-// The Entra objects (api app registration, role assignment) are made by deploy/entra/register-api.sh.
+// The Entra objects (api app registration, role assignment) are made by deploy/entra/register-api.sh,
+// and the caller's identity by deploy/identities/main.bicep: both before this template (README steps 3-5).
 
 targetScope = 'resourceGroup'
 
@@ -30,10 +31,6 @@ param apiIdentifierUri string = 'api://msi-pair-api'
 @description('Entra tenant whose tokens the api accepts.')
 param tenantId string = tenant().tenantId
 
-@description('Identity the caller gets its api token with. SystemAssigned lives and dies with the scale set; UserAssigned survives a redeploy (its principal keeps the app role assignment).')
-@allowed(['SystemAssigned', 'UserAssigned'])
-param callerIdentityType string = 'SystemAssigned'
-
 @description('Admin user of the instances (SSH key only; there is no password).')
 param adminUsername string = 'azureuser'
 
@@ -43,8 +40,11 @@ param sshPublicKey string
 @description('VM size of both scale sets.')
 param vmSize string = 'Standard_B2s'
 
-@description('Availability zones of both scale sets; leave empty in regions without zones.')
-param zones array = []
+@description('Availability zones of both scale sets, the load balancer frontend and the NAT gateway. Pass [] in a region without zones.')
+param zones array = ['1', '2', '3']
+
+@description('Whether both scale sets already exist (a redeploy). True leaves sku.capacity out, so the count autoscale chose stands; false creates them with minInstances. No default, so a redeploy cannot forget it.')
+param scaleSetsExist bool
 
 @description('Minimum instances per scale set (autoscale floor). 2 keeps a tier up during rolling upgrades and repairs.')
 @minValue(1)
@@ -82,12 +82,45 @@ var readerRoleId = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
 // (loginEndpoint is e.g. 'https://login.microsoftonline.com/'; element 2 of the split is the host).
 var authorityHost = 'https://${split(environment().authentication.loginEndpoint, '/')[2]}'
 
-resource acr 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+resource acr 'Microsoft.ContainerRegistry/registries@2025-11-01' existing = {
   name: acrName
 }
 
+// Made by deploy/identities/main.bicep (README step 4) and given the api's app role (step 5) before
+// this template runs, so the caller is ready as soon as it starts.
+resource callerIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' existing = {
+  name: '${namePrefix}-caller-id'
+}
+
+// The api's identity only pulls its image (and sends logs). User-assigned, so that it and its AcrPull
+// exist before the scale set that pulls with it.
+resource apiIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
+  name: '${namePrefix}-api-id'
+  location: location
+}
+
+// Grants come before the scale sets that pull with them (dependsOn below). The module names the
+// assignment from the principal id: see ../shared/role-assignment.bicep.
+module apiAcrPull '../shared/role-assignment.bicep' = {
+  name: '${namePrefix}-api-acrpull'
+  params: {
+    registryName: acr.name
+    principalId: apiIdentity.properties.principalId
+    roleId: acrPullRoleId
+  }
+}
+
+module callerAcrPull '../shared/role-assignment.bicep' = {
+  name: '${namePrefix}-caller-acrpull'
+  params: {
+    registryName: acr.name
+    principalId: callerIdentity.properties.principalId
+    roleId: acrPullRoleId
+  }
+}
+
 module network 'modules/network.bicep' = {
-  name: 'network'
+  name: '${namePrefix}-network'
   params: {
     location: location
     namePrefix: namePrefix
@@ -98,28 +131,34 @@ module network 'modules/network.bicep' = {
     callerPort: callerPort
     apiPort: apiPort
     allowPackageMirrorEgress: allowPackageMirrorEgress
+    zones: zones
   }
 }
 
-// Only created when the caller should use a user-assigned identity.
-resource callerUami 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = if (callerIdentityType == 'UserAssigned') {
-  name: '${namePrefix}-caller-id'
-  location: location
+module logs 'modules/logs.bicep' = {
+  name: '${namePrefix}-vmss-logs'
+  params: {
+    location: location
+    namePrefix: namePrefix
+  }
 }
 
 module apiLb 'modules/internal-load-balancer.bicep' = {
-  name: 'api-lb'
+  name: '${namePrefix}-api-lb'
   params: {
     location: location
     name: '${namePrefix}-api-ilb'
     subnetId: network.outputs.apiSubnetId
     privateIp: apiLbIp
     port: apiPort
+    zones: zones
   }
 }
 
 module api 'modules/scale-set.bicep' = {
-  name: 'api-vmss'
+  name: '${namePrefix}-api-vmss'
+  // The first pull needs the grant: identities and grants first, consumers after.
+  dependsOn: [apiAcrPull]
   params: {
     location: location
     name: '${namePrefix}-api'
@@ -128,15 +167,18 @@ module api 'modules/scale-set.bicep' = {
     adminUsername: adminUsername
     sshPublicKey: sshPublicKey
     zones: zones
-    instanceCount: minInstances
-    // The api's identity is only used to pull its image.
-    identity: { type: 'SystemAssigned' }
+    initialCapacity: scaleSetsExist ? 0 : minInstances
+    identityId: apiIdentity.id
     port: apiPort
     loadBalancerBackendPoolIds: [apiLb.outputs.backendPoolId]
-    loadBalancerProbeId: apiLb.outputs.probeId
+    dataCollectionRuleId: logs.outputs.dataCollectionRuleId
     settings: {
       image: '${acr.properties.loginServer}/msi-pair-api:${imageTag}'
       port: apiPort
+      clientId: apiIdentity.properties.clientId
+      tenantId: tenantId
+      // The api never needs a token of its own: its container gets no route to IMDS.
+      blockImds: true
       env: {
         PORT: string(apiPort)
         HOST: '0.0.0.0'
@@ -152,7 +194,8 @@ module api 'modules/scale-set.bicep' = {
 }
 
 module caller 'modules/scale-set.bicep' = {
-  name: 'caller-vmss'
+  name: '${namePrefix}-caller-vmss'
+  dependsOn: [callerAcrPull]
   params: {
     location: location
     name: '${namePrefix}-caller'
@@ -161,56 +204,32 @@ module caller 'modules/scale-set.bicep' = {
     adminUsername: adminUsername
     sshPublicKey: sshPublicKey
     zones: zones
-    instanceCount: minInstances
-    identity: callerIdentityType == 'UserAssigned'
-      ? { type: 'UserAssigned', userAssignedIdentities: { '${callerUami.id}': {} } }
-      : { type: 'SystemAssigned' }
+    initialCapacity: scaleSetsExist ? 0 : minInstances
+    identityId: callerIdentity.id
     port: callerPort
+    dataCollectionRuleId: logs.outputs.dataCollectionRuleId
     settings: {
       image: '${acr.properties.loginServer}/msi-pair-caller:${imageTag}'
       port: callerPort
-      clientId: callerIdentityType == 'UserAssigned' ? callerUami!.properties.clientId : ''
-      env: union(
-        {
-          PORT: string(callerPort)
-          HOST: '0.0.0.0'
-          LOG_LEVEL: logLevel
-          API_BASE_URL: apiLb.outputs.url
-          API_SCOPE: '${apiIdentifierUri}/.default'
-        },
-        // Tells the Azure SDK which identity to use; without it IMDS picks the system-assigned one.
-        callerIdentityType == 'UserAssigned' ? { AZURE_CLIENT_ID: callerUami!.properties.clientId } : {}
-      )
+      clientId: callerIdentity.properties.clientId
+      tenantId: tenantId
+      // The caller's container gets its api token from IMDS.
+      blockImds: false
+      env: {
+        PORT: string(callerPort)
+        HOST: '0.0.0.0'
+        LOG_LEVEL: logLevel
+        API_BASE_URL: apiLb.outputs.url
+        API_SCOPE: '${apiIdentifierUri}/.default'
+        // Tells the Azure SDK which identity to use (IMDS needs it once a VM carries more than one).
+        AZURE_CLIENT_ID: callerIdentity.properties.clientId
+      }
     }
   }
 }
 
-var callerPrincipalId = callerIdentityType == 'UserAssigned'
-  ? callerUami!.properties.principalId
-  : caller.outputs.systemPrincipalId
-
-resource apiAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(acr.id, '${namePrefix}-api', acrPullRoleId)
-  scope: acr
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', acrPullRoleId)
-    principalId: api.outputs.systemPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource callerAcrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(acr.id, '${namePrefix}-caller', acrPullRoleId)
-  scope: acr
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', acrPullRoleId)
-    principalId: callerPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
 module apiAutoscale 'modules/autoscale.bicep' = {
-  name: 'api-autoscale'
+  name: '${namePrefix}-api-autoscale'
   params: {
     location: location
     scaleSetName: api.outputs.name
@@ -220,7 +239,7 @@ module apiAutoscale 'modules/autoscale.bicep' = {
 }
 
 module callerAutoscale 'modules/autoscale.bicep' = {
-  name: 'caller-autoscale'
+  name: '${namePrefix}-caller-autoscale'
   params: {
     location: location
     scaleSetName: caller.outputs.name
@@ -231,22 +250,18 @@ module callerAutoscale 'modules/autoscale.bicep' = {
 
 // Prometheus (azure_sd_configs, authentication_method ManagedIdentity) needs to list VMs, scale
 // set instances and NICs of this resource group: Reader here and nothing more.
-resource prometheusIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+resource prometheusIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2024-11-30' = {
   name: '${namePrefix}-prometheus-id'
   location: location
 }
 
-resource prometheusReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(resourceGroup().id, prometheusIdentity.id, readerRoleId)
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', readerRoleId)
+module prometheusReader '../shared/group-role-assignment.bicep' = {
+  name: '${namePrefix}-prometheus-reader'
+  params: {
     principalId: prometheusIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
+    roleId: readerRoleId
   }
 }
-
-@description('Object (principal) id of the caller\'s managed identity: pass it to deploy/entra/register-api.sh --caller-principal-id.')
-output callerPrincipalId string = callerPrincipalId
 
 @description('URL of the api behind its internal load balancer (reachable from the VNet only).')
 output apiUrl string = apiLb.outputs.url
@@ -263,3 +278,6 @@ output prometheusIdentityId string = prometheusIdentity.id
 
 @description('Subnet for the Prometheus VM.')
 output monitoringSubnetId string = network.outputs.monitoringSubnetId
+
+@description('Log Analytics workspace that holds every instance\'s logs (table Syslog).')
+output logsWorkspaceId string = logs.outputs.workspaceId

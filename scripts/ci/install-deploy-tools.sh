@@ -17,9 +17,9 @@ BICEP_LINK="${BICEP_LINK:-/usr/local/bin/bicep}"
 log() { printf 'install-deploy-tools: %s\n' "$*"; }
 
 install_apt_tools() {
-  # jq: used by deploy/entra/register-api.sh
+  # jq: used by deploy/entra/register-api.sh; curl: the cloud-init scripts run against a stand-in IMDS
   apt_install_missing install-deploy-tools shellcheck=shellcheck yamllint=yamllint cloud-init=cloud-init \
-    promtool=prometheus jq=jq
+    promtool=prometheus jq=jq curl=curl
 }
 
 bicep_installed_version() {

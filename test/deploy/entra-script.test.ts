@@ -66,6 +66,13 @@ test('register-api.sh: first run creates the app, its service principal and the 
   const r = registerApi(sb, '--caller-principal-id', callerPrincipalId)
   assert.equal(r.code, 0, r.stderr)
 
+  // The app is read by its alternate key (Learn: Microsoft Graph "Get application",
+  // https://learn.microsoft.com/graph/api/application-get: GET
+  // /applications(uniqueName='{uniqueName}')), never with $filter=uniqueName, which Graph does not document.
+  const reads = calls(sb).filter((c) => c.method === 'GET').map((c) => c.url)
+  assert.ok(reads.some((u) => u.startsWith(`${graph}/applications(uniqueName='msi-pair-api')`)), JSON.stringify(reads))
+  assert.ok(!reads.some((u) => /\$filter=uniqueName/.test(decodeURIComponent(u))), 'no uniqueName filter')
+
   const w = writes(calls(sb))
   assert.deepEqual(w.map((c) => `${c.method} ${c.url.replace(/[0-9a-f-]{36}/g, '{id}')}`), [
     `PATCH ${graph}/applications(uniqueName='msi-pair-api')`,

@@ -17,9 +17,12 @@ param metricsPublisherPrincipalId string
 @minValue(30)
 param logRetentionDays int = 30
 
-var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+var monitoringMetricsPublisherRoleDefinitionId = subscriptionResourceId(
+  'Microsoft.Authorization/roleDefinitions',
+  '3913510d-42f4-4e42-8a64-420c390055eb'
+)
 
-resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource logs 'Microsoft.OperationalInsights/workspaces@2026-03-01' = {
   name: '${namePrefix}-logs'
   location: location
   properties: {
@@ -30,18 +33,18 @@ resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   }
 }
 
-resource metrics 'Microsoft.Monitor/accounts@2023-04-03' = {
+resource metrics 'Microsoft.Monitor/accounts@2025-10-03' = {
   name: '${namePrefix}-metrics'
   location: location
 }
 
-resource endpoint 'Microsoft.Insights/dataCollectionEndpoints@2023-03-11' = {
+resource endpoint 'Microsoft.Insights/dataCollectionEndpoints@2024-03-11' = {
   name: '${namePrefix}-metrics-dce'
   location: location
   properties: {}
 }
 
-resource rule 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
+resource rule 'Microsoft.Insights/dataCollectionRules@2024-03-11' = {
   name: '${namePrefix}-metrics-dcr'
   location: location
   properties: {
@@ -64,13 +67,12 @@ resource rule 'Microsoft.Insights/dataCollectionRules@2023-03-11' = {
 }
 
 resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(rule.id, metricsPublisherPrincipalId, monitoringMetricsPublisherRoleId)
+  // Named from the principal (a parameter, so known when this module starts): Learn "Create Azure
+  // RBAC resources by using Bicep".
+  name: guid(rule.id, metricsPublisherPrincipalId, monitoringMetricsPublisherRoleDefinitionId)
   scope: rule
   properties: {
-    roleDefinitionId: subscriptionResourceId(
-      'Microsoft.Authorization/roleDefinitions',
-      monitoringMetricsPublisherRoleId
-    )
+    roleDefinitionId: monitoringMetricsPublisherRoleDefinitionId
     principalId: metricsPublisherPrincipalId
     principalType: 'ServicePrincipal'
   }

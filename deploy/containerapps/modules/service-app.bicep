@@ -29,8 +29,8 @@ param platformIdentityId string
 @description('Client id of that identity (the sidecar remote-writes with it).')
 param platformIdentityClientId string
 
-@description('Also give the app a system-assigned identity (the caller calls the api with it).')
-param systemAssignedIdentity bool = false
+@description('More user-assigned identities of the app (the caller\'s own, which it gets its api token with; the container selects it with AZURE_CLIENT_ID).')
+param additionalIdentityIds array = []
 
 @description('Ingress reachable from outside the environment. False keeps the app internal.')
 param externalIngress bool = false
@@ -38,7 +38,7 @@ param externalIngress bool = false
 @description('With external ingress: the only source CIDR allowed in (e.g. your IP/32).')
 param allowedSourceCidr string = ''
 
-@description('Minimum replicas. 1 avoids cold starts of the token cache and JWKS cache.')
+@description('Minimum replicas. At least 2 on a zone-redundant environment (one replica lives in one zone); 1+ avoids cold starts of the token and JWKS caches.')
 @minValue(0)
 param minReplicas int
 
@@ -111,12 +111,12 @@ var agentContainer = {
   resources: { cpu: json('0.25'), memory: '0.5Gi' }
 }
 
-resource app 'Microsoft.App/containerApps@2024-03-01' = {
+resource app 'Microsoft.App/containerApps@2026-07-01' = {
   name: name
   location: location
   identity: {
-    type: systemAssignedIdentity ? 'SystemAssigned,UserAssigned' : 'UserAssigned'
-    userAssignedIdentities: { '${platformIdentityId}': {} }
+    type: 'UserAssigned'
+    userAssignedIdentities: toObject(concat([platformIdentityId], additionalIdentityIds), (id) => id, (_) => {})
   }
   properties: {
     environmentId: environmentId
@@ -157,4 +157,3 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
 }
 
 output fqdn string = app.properties.configuration.ingress.fqdn
-output systemPrincipalId string = app.identity.?principalId ?? ''

@@ -3,7 +3,8 @@
 // exactly that and nothing more; deploy/entra/register-api.sh is the tested path.
 //
 // Second path to the same Entra objects as register-api.sh, declaratively (Bicep >= 0.36.1, Graph
-// extension v1.0). Deploy after the VMSS/Container Apps deployment, passing its callerPrincipalId:
+// extension v1.0). Deploy after deploy/identities/main.bicep and before the VMSS/Container Apps
+// templates (README steps 4-5), passing the identity deployment's callerPrincipalId:
 //   az deployment group create -g RG -f deploy/entra/graph-bicep/api-app.bicep -p callerPrincipalId=...
 // Known Graph-extension issue: an identity created minutes before may not be replicated yet
 // ("Not a valid reference update"); rerunning the deployment succeeds.

@@ -16,7 +16,7 @@ param minCount int
 @minValue(1)
 param maxCount int
 
-resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' existing = {
+resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2026-04-01' existing = {
   name: scaleSetName
 }
 

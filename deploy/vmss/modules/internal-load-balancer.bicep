@@ -16,7 +16,10 @@ param privateIp string
 @description('Port of the api; the load balancer forwards the same port.')
 param port int
 
-resource lb 'Microsoft.Network/loadBalancers@2024-05-01' = {
+@description('Availability zones of the frontend, e.g. ["1","2","3"] for a zone-redundant one; empty in regions without zones.')
+param zones array
+
+resource lb 'Microsoft.Network/loadBalancers@2026-03-01' = {
   name: name
   location: location
   sku: { name: 'Standard' }
@@ -24,6 +27,8 @@ resource lb 'Microsoft.Network/loadBalancers@2024-05-01' = {
     frontendIPConfigurations: [
       {
         name: 'frontend'
+        // Several zones make the frontend zone-redundant: it survives the loss of one zone.
+        zones: empty(zones) ? null : zones
         properties: {
           subnet: { id: subnetId }
           privateIPAllocationMethod: 'Static'
@@ -34,13 +39,14 @@ resource lb 'Microsoft.Network/loadBalancers@2024-05-01' = {
     backendAddressPools: [{ name: 'api' }]
     probes: [
       {
-        // Also the scale set's health source (rolling upgrades, automatic repairs), which is why
-        // it checks liveness (/healthz) and not readiness: see scale-set.bicep.
-        name: 'healthz'
+        // Readiness, the same endpoint the scale set's health extension probes: an instance gets
+        // new flows only once its signing keys are loaded, and leaves rotation as soon as it is
+        // not ready (msi-pair-events also uses this to drain it before a Terminate).
+        name: 'readyz'
         properties: {
           protocol: 'Http'
           port: port
-          requestPath: '/healthz'
+          requestPath: '/readyz'
           intervalInSeconds: 5
           probeThreshold: 2
         }
@@ -54,7 +60,7 @@ resource lb 'Microsoft.Network/loadBalancers@2024-05-01' = {
             id: resourceId('Microsoft.Network/loadBalancers/frontendIPConfigurations', name, 'frontend')
           }
           backendAddressPool: { id: resourceId('Microsoft.Network/loadBalancers/backendAddressPools', name, 'api') }
-          probe: { id: resourceId('Microsoft.Network/loadBalancers/probes', name, 'healthz') }
+          probe: { id: resourceId('Microsoft.Network/loadBalancers/probes', name, 'readyz') }
           protocol: 'Tcp'
           frontendPort: port
           backendPort: port
@@ -67,5 +73,4 @@ resource lb 'Microsoft.Network/loadBalancers@2024-05-01' = {
 }
 
 output backendPoolId string = lb.properties.backendAddressPools[0].id
-output probeId string = lb.properties.probes[0].id
 output url string = 'http://${privateIp}:${port}'

@@ -32,6 +32,13 @@ param apiPort int
 @description('Allow outbound TCP 80 to the Internet so cloud-init can install docker from the distribution mirrors at first boot (apt verifies package signatures; the mirrors have no service tag). Set false with an image that already has docker.')
 param allowPackageMirrorEgress bool
 
+@description('Availability zones, e.g. ["1","2","3"]: the NAT gateway and its public IP are then zone-redundant (StandardV2); empty in regions without zones.')
+param zones array
+
+// Standard NAT gateways are zonal at best (one zone's outage cuts every instance's egress);
+// StandardV2 spans the region's zones and needs StandardV2 public IPs (Learn: "Reliability in Azure NAT Gateway").
+var natSku = empty(zones) ? 'Standard' : 'StandardV2'
+
 // Outbound rules shared by both tiers. Everything else to the Internet is denied at 4000.
 // IMDS (169.254.169.254) and the platform DNS/wire server (168.63.129.16) are not filtered by NSGs,
 // so the managed identity token and name resolution keep working.
@@ -116,7 +123,7 @@ var denyRest = [
   }
 ]
 
-resource callerNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
+resource callerNsg 'Microsoft.Network/networkSecurityGroups@2026-03-01' = {
   name: '${namePrefix}-caller-nsg'
   location: location
   properties: {
@@ -172,7 +179,7 @@ resource callerNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   }
 }
 
-resource apiNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
+resource apiNsg 'Microsoft.Network/networkSecurityGroups@2026-03-01' = {
   name: '${namePrefix}-api-nsg'
   location: location
   properties: {
@@ -209,7 +216,7 @@ resource apiNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
         {
           name: 'allow-lb-probe'
           properties: {
-            description: 'Load balancer health probe on /healthz (the api scale set health source).'
+            description: 'Load balancer health probe on /readyz (which instances get new flows).'
             priority: 120
             direction: 'Inbound'
             access: 'Allow'
@@ -256,26 +263,28 @@ resource apiNsg 'Microsoft.Network/networkSecurityGroups@2024-05-01' = {
   }
 }
 
-resource natIp 'Microsoft.Network/publicIPAddresses@2024-05-01' = {
+resource natIp 'Microsoft.Network/publicIPAddresses@2026-03-01' = {
   name: '${namePrefix}-nat-ip'
   location: location
-  sku: { name: 'Standard' }
+  zones: empty(zones) ? null : zones
+  sku: { name: natSku }
   properties: {
     publicIPAllocationMethod: 'Static'
   }
 }
 
-resource nat 'Microsoft.Network/natGateways@2024-05-01' = {
+resource nat 'Microsoft.Network/natGateways@2026-03-01' = {
   name: '${namePrefix}-nat'
   location: location
-  sku: { name: 'Standard' }
+  zones: empty(zones) ? null : zones
+  sku: { name: natSku }
   properties: {
     idleTimeoutInMinutes: 4
     publicIpAddresses: [{ id: natIp.id }]
   }
 }
 
-resource vnet 'Microsoft.Network/virtualNetworks@2024-05-01' = {
+resource vnet 'Microsoft.Network/virtualNetworks@2026-03-01' = {
   name: '${namePrefix}-vnet'
   location: location
   properties: {

@@ -1,9 +1,14 @@
 // One Linux VM Scale Set running one msi-pair service container (used for the caller and the api).
 //
-// customData = cloud-init.yaml, identical for both services: it installs docker and a systemd unit
-// that reads *what* to run (image, port, environment) from the scale set's userData through IMDS.
-// userData can be changed in place (no reimage); a timer on each instance notices the change and
-// restarts the unit. customData, by contrast, is only read at first boot.
+// customData = cloud-init.yaml, identical for both services and read at first boot only: it installs
+// docker and the msi-pair units and scripts. *What* an instance runs (image, port, environment) is a
+// setting of the `msi-pair` Custom Script extension. Changing it (a new image tag) is a change of the
+// scale set model, so the rolling upgrade applies it batch by batch: on each instance the extension
+// pulls the new image, then swaps the container, then waits for /readyz; the Application Health
+// extension, sequenced after it, judges the batch, and a batch that stays unhealthy stops the upgrade
+// and rolls the failed instances back.
+// Learn: "Configure rolling upgrades on Virtual Machine Scale Sets"; "Sequence extension provisioning
+// in Virtual Machine Scale Sets"; "Use the Azure Custom Script Extension Version 2 with Linux VMs".
 
 @description('Azure region.')
 param location string
@@ -23,71 +28,49 @@ param adminUsername string
 @description('SSH public key (ssh-ed25519 or ssh-rsa) for the admin user. Not a secret.')
 param sshPublicKey string
 
-@description('Identity block of the scale set (system-assigned and/or user-assigned).')
-param identity object
+@description('Resource id of the user-assigned identity the instances pull images (and send logs) with; the caller also gets its api token with it.')
+param identityId string
 
-@description('Port the container listens on; published on the host at the same number.')
+@description('Port the container listens on; published on the host at the same number. Also where /readyz is probed.')
 param port int
 
-@description('Content of userData: what the instance runs. See cloud-init.yaml (msi-pair-run).')
+@description('What the instance runs: image, port, clientId, tenantId, blockImds, env. See msi-pair apply in cloud-init.yaml.')
 param settings object
 
-@description('Instances at deployment; autoscale moves between its min and max afterwards.')
-param instanceCount int
+@description('sku.capacity to create the scale set with; 0 leaves it out, so that a redeploy keeps the count autoscale chose.')
+@minValue(0)
+param initialCapacity int
 
 @description('Backend pools of a load balancer, empty when the service has none.')
 param loadBalancerBackendPoolIds array = []
 
-@description('Health probe of the load balancer used as the scale set health source; empty to use the Application Health extension instead.')
-param loadBalancerProbeId string = ''
-
 @description('Availability zones, e.g. ["1","2","3"]; empty in regions without zones.')
 param zones array
 
-var useLoadBalancerProbe = !empty(loadBalancerProbeId)
+@description('Data collection rule the Azure Monitor Agent of every instance follows.')
+param dataCollectionRuleId string
 
-// Exactly one health source per scale set: the load balancer probe when there is one (the api),
-// otherwise the Application Health extension (the caller has no load balancer).
-var healthExtension = [
-  {
-    name: 'health'
-    properties: {
-      publisher: 'Microsoft.ManagedServices'
-      type: 'ApplicationHealthLinux'
-      typeHandlerVersion: '2.0'
-      autoUpgradeMinorVersion: true
-      settings: {
-        protocol: 'http'
-        port: port
-        requestPath: '/healthz'
-        intervalInSeconds: 10
-        numberOfProbes: 3
-        // /healthz answers 200 with no ApplicationHealthState body, which v2 reads as Healthy;
-        // the grace period covers the first boot (docker install + image pull).
-        gracePeriod: 600
-      }
-    }
-  }
-]
+// The extension that runs the service. Its name is what the health extension is sequenced after.
+var applyExtensionName = 'msi-pair'
 
-resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
+resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2026-04-01' = {
   name: name
   location: location
   zones: empty(zones) ? null : zones
-  identity: identity
-  sku: {
-    name: vmSize
-    tier: 'Standard'
-    capacity: instanceCount
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
   }
+  // A capacity in every PUT would reset what autoscale chose: only a new scale set gets one.
+  sku: union({ name: vmSize, tier: 'Standard' }, initialCapacity > 0 ? { capacity: initialCapacity } : {})
   properties: {
     orchestrationMode: 'Uniform'
     overprovision: false // overprovisioned extra instances would all pull and start the container
     singlePlacementGroup: false
     zoneBalance: empty(zones) ? null : true // only meaningful (and only accepted) with zones
-    // Rolling upgrades: a model change (image tag, VM image, extension) is applied 20% at a time
-    // and stops when upgraded instances do not report healthy, so a bad image never takes the
-    // whole tier down. Manual would leave instances stale; Automatic would replace them all at once.
+    // Rolling upgrades: a model change (settings, VM image, extension) is applied 20% at a time and
+    // stops when upgraded instances do not report healthy; failed instances go back to the previous
+    // model. Manual would leave instances stale; Automatic would replace them all at once.
     upgradePolicy: {
       mode: 'Rolling'
       rollingUpgradePolicy: {
@@ -99,16 +82,18 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
         rollbackFailedInstancesOnPolicyBreach: true
       }
     }
-    // Automatic repairs replace an instance whose /healthz fails for longer than the grace period.
-    // Safe because /healthz is process-local: it does not fail when Entra or the api is down, so
-    // an outage of a dependency cannot make the platform churn through healthy instances.
+    // Automatic repairs replace an instance whose /readyz fails for longer than the grace period.
+    // Readiness latches on the api (keys loaded once) and needs a token on the caller (renewed long
+    // before it expires), so an Entra outage shorter than a token's lifetime does not make the
+    // platform churn through healthy instances.
     automaticRepairsPolicy: {
       enabled: true
       gracePeriod: 'PT30M'
       repairAction: 'Replace'
     }
     virtualMachineProfile: {
-      // Lets docker stop the container gracefully (SIGTERM) before a scale-in deletes the VM.
+      // msi-pair-events (cloud-init.yaml) polls Scheduled Events: on a Terminate it takes the instance
+      // out of the load balancer, stops the container gracefully and approves the event.
       scheduledEventsProfile: {
         terminateNotificationProfile: {
           enable: true
@@ -132,7 +117,6 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
           provisionVMAgent: true
         }
       }
-      userData: base64(string(settings))
       storageProfile: {
         imageReference: {
           publisher: 'Canonical'
@@ -154,7 +138,7 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
         }
       }
       networkProfile: {
-        healthProbe: useLoadBalancerProbe ? { id: loadBalancerProbeId } : null
+        // No healthProbe here: the Application Health extension is the scale set's one health source.
         networkInterfaceConfigurations: [
           {
             name: 'nic'
@@ -175,7 +159,60 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
         ]
       }
       extensionProfile: {
-        extensions: useLoadBalancerProbe ? [] : healthExtension
+        extensions: [
+          {
+            name: applyExtensionName
+            properties: {
+              publisher: 'Microsoft.Azure.Extensions'
+              type: 'CustomScript'
+              typeHandlerVersion: '2.1'
+              autoUpgradeMinorVersion: true
+              settings: {
+                // Waits for first-boot cloud-init (docker, the scripts), then pulls, swaps and waits
+                // for /readyz; a non-zero exit fails the instance's upgrade. The settings hold no
+                // secret (image, port, ids, environment), so they need no protectedSettings.
+                commandToExecute: 'cloud-init status --wait >/dev/null || true; /usr/local/libexec/msi-pair/apply ${base64(string(settings))}'
+              }
+            }
+          }
+          {
+            name: 'health'
+            properties: {
+              publisher: 'Microsoft.ManagedServices'
+              type: 'ApplicationHealthLinux'
+              // Binary Health States: HTTP 200 is Healthy, anything else Unhealthy. /readyz answers
+              // {"status":"ready"}, not the ApplicationHealthState body that 2.0 (Rich) would need.
+              typeHandlerVersion: '1.0'
+              autoUpgradeMinorVersion: true
+              provisionAfterExtensions: [applyExtensionName]
+              settings: {
+                protocol: 'http'
+                port: port
+                requestPath: '/readyz'
+                intervalInSeconds: 10
+                numberOfProbes: 3
+              }
+            }
+          }
+          {
+            name: 'monitor'
+            properties: {
+              publisher: 'Microsoft.Azure.Monitor'
+              type: 'AzureMonitorLinuxAgent'
+              typeHandlerVersion: '1.0'
+              autoUpgradeMinorVersion: true
+              enableAutomaticUpgrade: true
+              settings: {
+                authentication: {
+                  managedIdentity: {
+                    'identifier-name': 'mi_res_id'
+                    'identifier-value': identityId
+                  }
+                }
+              }
+            }
+          }
+        ]
       }
       diagnosticsProfile: {
         bootDiagnostics: { enabled: true } // managed storage: serial console and cloud-init output
@@ -184,6 +221,13 @@ resource scaleSet 'Microsoft.Compute/virtualMachineScaleSets@2024-07-01' = {
   }
 }
 
+resource logs 'Microsoft.Insights/dataCollectionRuleAssociations@2024-03-11' = {
+  name: 'msi-pair-syslog'
+  scope: scaleSet
+  properties: {
+    dataCollectionRuleId: dataCollectionRuleId
+  }
+}
+
 output id string = scaleSet.id
 output name string = scaleSet.name
-output systemPrincipalId string = scaleSet.identity.?principalId ?? ''

@@ -119,8 +119,10 @@ function updateApp (app: Application, patch: Record<string, unknown>): void {
 const match = (re: RegExp): string | undefined => re.exec(route)?.[1]
 let key: string | undefined
 if (method === 'GET' && route === '/applications') {
-  const name = eqFilter('uniqueName')
-  print({ value: state.applications.filter((a) => name === undefined || a.uniqueName === name) })
+  // Graph documents uniqueName as an alternate key (GET /applications(uniqueName='...')), not as a
+  // $filter property: the stand-in refuses the filter so that the script cannot rely on it.
+  if (filter !== undefined) graphError('Bad Request', 'Request_UnsupportedQuery', `Unsupported or invalid query filter clause specified for property of resource 'Application': ${filter}`)
+  print({ value: state.applications })
 } else if ((key = match(/^\/applications\(uniqueName='([^']+)'\)$/)) !== undefined) {
   const app = state.applications.find((a) => a.uniqueName === key)
   if (method === 'GET') {
