@@ -45,8 +45,10 @@ var configurationManager = Manager($"{authority}/.well-known/openid-configuratio
 // AadIssuerValidator.GetAadIssuerValidator(authority, httpClient); its managers (v1, v1.1, v2 discovery
 // derived from the authority) require https. The internal overload with a configurationManagerProvider is
 // the same validator with our loopback-friendly retriever; it is reached by reflection.
-var getValidator = typeof(AadIssuerValidator).GetMethod("GetAadIssuerValidator", BindingFlags.NonPublic | BindingFlags.Static, [typeof(string), typeof(HttpClient), typeof(Func<string, BaseConfigurationManager>)])
-    ?? throw new MissingMethodException("AadIssuerValidator.GetAadIssuerValidator(string, HttpClient, Func<string, BaseConfigurationManager>)");
+var getValidator = typeof(AadIssuerValidator).GetMethod("GetAadIssuerValidator", BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static, [typeof(string), typeof(HttpClient), typeof(Func<string, BaseConfigurationManager>)])
+    ?? throw new MissingMethodException("AadIssuerValidator.GetAadIssuerValidator(string, HttpClient, Func<string, BaseConfigurationManager>); found: "
+        + string.Join("; ", typeof(AadIssuerValidator).GetMethods(BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Static | BindingFlags.Instance).Select(m => m.ToString()))
+        + " ctors: " + string.Join("; ", typeof(AadIssuerValidator).GetConstructors(BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance).Select(m => m.ToString())));
 var issuerManagers = new Dictionary<string, BaseConfigurationManager>();
 Func<string, BaseConfigurationManager> provider = aadAuthority =>
 {
@@ -105,8 +107,8 @@ while ((line = await stdin.ReadLineAsync()) is not null)
         continue;
     }
     await stdout.WriteLineAsync(JsonSerializer.Serialize(await Decide(line)));
-    // Flush per answer only when no further input is already waiting.
-    if (stdin.Peek() < 0) await stdout.FlushAsync();
+    // Per answer: StreamReader.Peek would block on a pipe, so there is no asking whether more input waits.
+    await stdout.FlushAsync();
 }
 await stdout.FlushAsync();
 
@@ -115,7 +117,10 @@ async Task<Dictionary<string, object?>> Decide(string token)
     TokenValidationResult result;
     try
     {
-        result = await handler.ValidateTokenAsync(token, parameters);
+        // JwtBearerHandler clones the parameters per request (SetupTokenValidationParametersAsync); the
+        // handler sets RefreshBeforeValidation and ValidateWithLKG on them while retrying, which must not
+        // leak into the next token.
+        result = await handler.ValidateTokenAsync(token, parameters.Clone());
     }
     catch (Exception ex)
     {
@@ -156,7 +161,14 @@ Dictionary<string, object?> Answer(bool accept, int status, Exception? ex)
         ["reason"] = reason,
         ["type"] = ex?.GetType().Name,
         ["inner"] = ex?.InnerException?.GetType().Name,
+        ["detail"] = Innermost(ex)?.Message is { } text ? text[..Math.Min(text.Length, 400)] : null,
     };
+}
+
+static Exception? Innermost(Exception? ex)
+{
+    while (ex?.InnerException is not null) ex = ex.InnerException;
+    return ex;
 }
 
 sealed class FixedTimeProvider(DateTimeOffset now) : TimeProvider
