@@ -97,9 +97,9 @@ test(`the api decides as Microsoft.IdentityModel does on ${RUNS} generated token
       const ms = oracleDecision(o.oracle)
       tally[ms === 'accept' ? 'accept' : ms === 'forbid' ? 'forbid' : 'reject']++
       if (api === ms) { agreements++; return }
-      const allowed = ALLOWED_DIFFERENCES.find((d) => d.applies(testCase, api, ms))
+      const allowed = ALLOWED_DIFFERENCES.find((d) => d.applies(o, api, ms))
       if (allowed) { used.set(allowed, (used.get(allowed) ?? 0) + 1); return }
-      const finding = KNOWN_FINDINGS.find((d) => d.applies(testCase, api, ms))
+      const finding = KNOWN_FINDINGS.find((d) => d.applies(o, api, ms))
       if (finding) { found.set(finding, (found.get(finding) ?? 0) + 1); return }
       const k = key(o)
       unexplained.set(k, [...(unexplained.get(k) ?? []), o])
@@ -125,6 +125,12 @@ test(`the api decides as Microsoft.IdentityModel does on ${RUNS} generated token
       findings: Object.fromEntries(KNOWN_FINDINGS.map((d) => [d.id, found.get(d) ?? 0])),
       unexplained: sorted.map(([k, list]) => ({ class: k, count: list.length, example: { description: list[0]?.testCase.description, token: list[0]?.testCase.token, api: list[0]?.api, oracle: list[0]?.oracle } }))
     }, null, 2))
+  }
+
+  // Found and written up, not fixed yet: shown as todo (counted apart, never failing the run).
+  for (const d of KNOWN_FINDINGS) {
+    const count = found.get(d) ?? 0
+    if (count > 0) await t.test(`finding ${d.id} (FINDINGS.md)`, { todo: `${count} tokens` }, () => { assert.fail(d.reason) })
   }
 
   const threw = apiErrors.filter((line) => line.msg === 'token validation threw')
