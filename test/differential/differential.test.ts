@@ -82,6 +82,16 @@ test(`the api decides as Microsoft.IdentityModel does on ${RUNS} generated token
   const used = new Map<AllowedDifference, number>()
   const found = new Map<AllowedDifference, number>()
   const unexplained = new Map<string, Observation[]>()
+  /** The api's and Microsoft's answers per table entry, by class, with one example each (for the report). */
+  const examples = new Map<string, Map<string, { count: number, example: Observation }>>()
+  const remember = (id: string, o: Observation) => {
+    const classes = examples.get(id) ?? new Map<string, { count: number, example: Observation }>()
+    const k = `api ${o.api.status} ${o.api.description ?? ''} | oracle ${o.oracle.status} ${o.oracle.reason ?? ''}`
+    const entry = classes.get(k) ?? { count: 0, example: o }
+    entry.count++
+    classes.set(k, entry)
+    examples.set(id, classes)
+  }
   const tally = { accept: 0, reject: 0, forbid: 0 }
 
   for (let i = 0; i < specs.length; i += BATCH) {
@@ -98,9 +108,9 @@ test(`the api decides as Microsoft.IdentityModel does on ${RUNS} generated token
       tally[ms === 'accept' ? 'accept' : ms === 'forbid' ? 'forbid' : 'reject']++
       if (api === ms) { agreements++; return }
       const allowed = ALLOWED_DIFFERENCES.find((d) => d.applies(o, api, ms))
-      if (allowed) { used.set(allowed, (used.get(allowed) ?? 0) + 1); return }
+      if (allowed) { used.set(allowed, (used.get(allowed) ?? 0) + 1); remember(allowed.id, o); return }
       const finding = KNOWN_FINDINGS.find((d) => d.applies(o, api, ms))
-      if (finding) { found.set(finding, (found.get(finding) ?? 0) + 1); return }
+      if (finding) { found.set(finding, (found.get(finding) ?? 0) + 1); remember(finding.id, o); return }
       const k = key(o)
       unexplained.set(k, [...(unexplained.get(k) ?? []), o])
     })
@@ -123,6 +133,7 @@ test(`the api decides as Microsoft.IdentityModel does on ${RUNS} generated token
       tally,
       allowed: Object.fromEntries(ALLOWED_DIFFERENCES.map((d) => [d.id, used.get(d) ?? 0])),
       findings: Object.fromEntries(KNOWN_FINDINGS.map((d) => [d.id, found.get(d) ?? 0])),
+      entries: Object.fromEntries([...examples].map(([id, classes]) => [id, [...classes].map(([k, { count, example }]) => ({ class: k, count, description: example.testCase.description, oracle: example.oracle }))])),
       unexplained: sorted.map(([k, list]) => ({ class: k, count: list.length, example: { description: list[0]?.testCase.description, token: list[0]?.testCase.token, api: list[0]?.api, oracle: list[0]?.oracle } }))
     }, null, 2))
   }

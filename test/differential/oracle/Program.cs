@@ -79,12 +79,15 @@ var parameters = new TokenValidationParameters
 };
 // MicrosoftIdentityWebApiAuthenticationBuilderExtensions: always on for web apis.
 parameters.EnableAadSigningKeyIssuerValidation();
+// A fixed clock, if asked for: TokenValidationParameters.TimeProvider is internal in 8.23 (read by the
+// lifetime checks) and Clone() does not copy it, so it is set on every clone.
+Action<TokenValidationParameters> setClock = _ => { };
 if (config.TryGetProperty("now", out var now) && now.ValueKind == JsonValueKind.Number)
 {
-    // TokenValidationParameters.TimeProvider is internal in 8.23 (used by the lifetime checks).
     var timeProvider = typeof(TokenValidationParameters).GetProperty("TimeProvider", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance)
         ?? throw new MissingMemberException("TokenValidationParameters.TimeProvider");
-    timeProvider.SetValue(parameters, new FixedTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds((long)(now.GetDouble() * 1000))));
+    var clock = new FixedTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds((long)(now.GetDouble() * 1000)));
+    setClock = p => timeProvider.SetValue(p, clock);
 }
 
 // JwtBearerOptions.MapInboundClaims defaults to true and is handed to its JsonWebTokenHandler.
@@ -120,7 +123,9 @@ async Task<Dictionary<string, object?>> Decide(string token)
         // JwtBearerHandler clones the parameters per request (SetupTokenValidationParametersAsync); the
         // handler sets RefreshBeforeValidation and ValidateWithLKG on them while retrying, which must not
         // leak into the next token.
-        result = await handler.ValidateTokenAsync(token, parameters.Clone());
+        var perRequest = parameters.Clone();
+        setClock(perRequest);
+        result = await handler.ValidateTokenAsync(token, perRequest);
     }
     catch (Exception ex)
     {
