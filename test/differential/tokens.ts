@@ -358,6 +358,11 @@ export function build (spec: Spec, world: KeyWorld, attacker: TestKey, nowSecond
     else if (m.kind === 'time') payload = applyMemberMutation(payload, { kind: 'claim', name: m.name, op: 'set', value: { text: String(nowSeconds + m.offsetSeconds) }, label: '' }, substitute)
   }
 
+  // JSON text rarely encodes to the 62nd/63rd characters; "???" does ("Pz8/"), so the standard alphabet shows.
+  const stdAlphabet = (segment: string) => spec.mutations.some((m) => m.kind === 'encoding' && m.segment === segment && m.op === 'std-alphabet')
+  if (stdAlphabet('header')) header.push(['x-msi-pair', str('???')])
+  if (stdAlphabet('payload')) payload.push(['x-msi-pair', str('???')])
+
   const textOp = [...spec.mutations].reverse().find((m) => m.kind === 'payload-text')?.op
   let payloadBytes = objectBytes(payload)
   if (textOp === 'bom') payloadBytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), payloadBytes])
