@@ -7,7 +7,7 @@ import {
 import { decodeToken, runChecks, type Check, type CheckContext } from './checks.ts'
 import { expectedIssuer } from './clouds.ts'
 import { callerOf, fixesFor, notesFor, type Fix } from './fixes.ts'
-import { OFFLINE_SKIPS, OfflineKeys } from './offline-keys.ts'
+import { OFFLINE_SKIPS, OfflineKeys, resign } from './offline-keys.ts'
 
 /*
  * explain: why the api would accept or refuse a token, and what to change. The verdict is the api's own:
@@ -102,10 +102,15 @@ function keyFacts (store: KeyStore, token: string, header: Record<string, unknow
   const lookup = store.find(tid, ver, kid)
   if (lookup.state !== 'found') return { state: lookup.state === 'not_loaded' ? 'not_loaded' : 'unknown' }
   let signature: 'valid' | 'invalid' = 'valid'
-  try {
-    lookup.key.verify(token)
-  } catch (error) {
-    if ((error as { code?: string }).code === 'FAST_JWT_INVALID_SIGNATURE') signature = 'invalid'
+  const signatureValid = (lookup.key as { signatureValid?: (token: string) => boolean }).signatureValid
+  if (signatureValid !== undefined) {
+    signature = signatureValid(token) ? 'valid' : 'invalid'
+  } else {
+    try {
+      lookup.key.verify(token)
+    } catch (error) {
+      if ((error as { code?: string }).code === 'FAST_JWT_INVALID_SIGNATURE') signature = 'invalid'
+    }
   }
   return { state: 'found', signature, keyIssuer: lookup.keyIssuer, v2Issuer: lookup.v2Issuer, issuer: lookup.issuer }
 }
@@ -181,7 +186,15 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
     // What the plugin's onRequest hook does, minus the request itself (duplicate headers, query tokens).
     const validate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes, keys })
     const parsed = parseAuthorization([`Bearer ${token}`], maxTokenBytes)
-    const outcome = parsed.ok ? await validate(parsed.token) : parsed
+    let outcome = parsed.ok ? await validate(parsed.token) : parsed
+    if (keys instanceof OfflineKeys && keys.lookedUp) {
+      // The original token passed every check before the key lookup (the probe answered "unknown kid");
+      // the rest runs on its header and payload signed with the key the offline provider answers with.
+      const resigned = resign(token)
+      keys.answerWithKey = true
+      const offlineValidate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes: Math.max(maxTokenBytes, resigned.length), keys })
+      outcome = await offlineValidate(resigned)
+    }
     const denied = outcome.ok ? authorize(outcome.identity, requiredRoles) : withRequiredRoles(outcome, requiredRoles)
     const now = Date.now()
 

@@ -1,20 +1,23 @@
-import { generateKeyPairSync, sign } from 'node:crypto'
+import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
 import type { KeyLookup, SigningKey } from '../key-store.ts'
 import { expandAudiences, type KeyProvider, type TokenVersion } from '../token-validation.ts'
 import { expectedIssuer } from './clouds.ts'
 
 /*
- * The key provider of explain's offline mode: every kid is "found", and its verify() runs fast-jwt with
- * exactly the settings the KeyStore gives each real key (src/key-store.ts, buildKey: RS256, allowedIss =
- * the discovery document's issuer, allowedAud, the required claims of the version, the clock tolerance)
- * over the token's own header and payload text, re-signed with a throwaway key. So every check the api
- * runs happens as in the api, except these, which need the tenant's published keys:
+ * explain's offline mode. The api's validator needs a signing key for the tenant's kid; offline there is
+ * none, so explain hands the validator the token's own header and payload re-signed with a throwaway
+ * key (resign), and this provider answers every kid with that key, built as the KeyStore builds each real
+ * key (RS256, the discovery document's issuer, the audiences, the version's required claims, the clock
+ * tolerance). Whatever way the validator verifies (fast-jwt, or node:crypto with the key's publicKey),
+ * every check runs as in the api except these, which need the tenant's published keys:
  *   - the kid is among the tenant's keys for that version (unknown_key), and the keys load at all (keys_unavailable);
  *   - the RS256 signature (bad_signature);
  *   - the signing key's issuer member (EnableAadSigningKeyIssuerValidation, IDX40005: wrong_issuer);
  *   - iss is compared with the issuer derived from the authority host (explain/clouds.ts) rather than
  *     read from the tenant's discovery document.
+ * The checks on the signature segment's text (canonical base64url) run on the original token first
+ * (explain.ts), so re-signing hides nothing else.
  */
 
 /** What offline mode does not check, each with the reason it would answer. */
@@ -37,8 +40,10 @@ export interface OfflineKeyOptions {
 export class OfflineKeys implements KeyProvider {
   private readonly options: OfflineKeyOptions
   private readonly verifiers = new Map<string, SigningKey>()
-  /** Set when find() was called: the checks before the key lookup passed. */
+  /** Set when find() was called: the original token passed every check before the key lookup. */
   lookedUp = false
+  /** false: a probe that answers "unknown kid" (first pass, on the original token); true: the throwaway key. */
+  answerWithKey = false
 
   constructor (options: OfflineKeyOptions) {
     this.options = options
@@ -46,6 +51,7 @@ export class OfflineKeys implements KeyProvider {
 
   find (tenant: string, version: TokenVersion, kid: string): KeyLookup {
     this.lookedUp = true
+    if (!this.answerWithKey) return { state: 'unknown' }
     const issuer = expectedIssuer(this.options.authorityHost, tenant, version).issuer
     const v2Issuer = expectedIssuer(this.options.authorityHost, tenant, '2.0').issuer
     const id = `${tenant}|${version}`
@@ -61,7 +67,7 @@ export class OfflineKeys implements KeyProvider {
 
   private unsignedKey (kid: string, issuer: string, version: TokenVersion): SigningKey {
     throwaway ??= generateKeyPairSync('rsa', { modulusLength: 2048 })
-    const { privateKey, publicKey } = throwaway
+    const { publicKey } = throwaway
     const verifier = createVerifier({
       key: publicKey.export({ type: 'spki', format: 'pem' }) as string,
       algorithms: ['RS256'],
@@ -71,14 +77,25 @@ export class OfflineKeys implements KeyProvider {
       clockTolerance: this.options.clockToleranceMs,
       cache: false
     })
-    return {
+    // A variable, not a literal: the same object satisfies SigningKey with or without publicKey/signatureValid.
+    const key = {
       kid,
       issuer: undefined,
-      verify (token) {
-        const input = token.slice(0, token.lastIndexOf('.'))
-        const signature = sign('sha256', Buffer.from(input), privateKey).toString('base64url')
-        return { payload: verifier(`${input}.${signature}`) as Record<string, unknown>, fromCache: false }
-      }
+      fingerprint: 'explain-offline',
+      publicKey,
+      signatureValid: (token: string) => {
+        const dot = token.lastIndexOf('.')
+        return verify('sha256', Buffer.from(token.slice(0, dot)), publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))
+      },
+      verify: (token: string) => ({ payload: verifier(token) as Record<string, unknown>, fromCache: false })
     }
+    return key as SigningKey
   }
+}
+
+/** The token's header and payload text, signed with the throwaway key that OfflineKeys answers with. */
+export function resign (token: string): string {
+  throwaway ??= generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const input = token.slice(0, token.lastIndexOf('.'))
+  return `${input}.${sign('sha256', Buffer.from(input), throwaway.privateKey).toString('base64url')}`
 }
