@@ -21,7 +21,7 @@ const isArrayValue = (m: Mutation) => (m.kind === 'claim') && m.op !== 'absent' 
 
 /**
  * Where the api is stricter than Microsoft.Identity.Web on purpose. Each entry is a rule of the api's
- * validator (services/api/README.md, the validation table) that Microsoft does not have.
+ * validator (packages/fastify-entra-auth/README.md, the validation table) that Microsoft does not have.
  */
 export const ALLOWED_DIFFERENCES: AllowedDifference[] = [
   {

@@ -2,7 +2,7 @@ import { createHmac, sign, type KeyObject } from 'node:crypto'
 import fc from 'fast-check'
 import {
   API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, appClaims, createTestKey, v1Issuer, v2Issuer, type TestKey
-} from '../../services/api/test/helpers/authority.ts'
+} from '../../packages/fastify-entra-auth/test/helpers/authority.ts'
 
 /*
  * Tokens for the differential test: valid v1 and v2 app-only tokens as Entra issues them to a managed
