@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { buildAdminApp } from './admin.ts'
 import { FaultBoard } from './faults.ts'
 import { Issuer } from './issuer.ts'
+import { profiles } from './profiles.ts'
 import type { ResolvedOptions } from './options.ts'
 import { observabilityPlugin } from './plugins/observability.ts'
 import { trafficPlugin, type RequestCounts } from './plugins/traffic.ts'
@@ -68,8 +69,17 @@ export async function buildApp (config: ResolvedOptions, options: FastifyServerO
   app.decorate('faults', faults)
   await app.register(observabilityPlugin, { registry: config.registry })
   await app.register(trafficPlugin, { faults, counts })
-  await app.register(imdsRoutes, { issuer })
-  await app.register(identityEndpointRoutes, { issuer, identityHeader: config.identityHeader })
+  const profile = profiles[config.platform]
+  if (profile.endpoint === 'imds') await app.register(imdsRoutes, { issuer })
+  else await app.register(identityEndpointRoutes, { issuer, identityHeader: config.identityHeader, profile })
+  // The other endpoint does not exist on this platform; the 404 says so, so that a test pointed
+  // the wrong way fails with the reason rather than a bare "not found".
+  const absent = profile.endpoint === 'imds' ? '/msi/token' : '/metadata/identity/oauth2/token'
+  app.all(absent, async (_request, reply) => sendJson(reply, 404, {
+    error: 'not_found',
+    error_description: `mock-imds answers as ${profile.title} (--platform ${profile.platform}), which has no ${absent}: ` +
+      (profile.endpoint === 'imds' ? 'start it with --platform app-service or container-apps for the identity endpoint' : 'start it with --platform vm for IMDS')
+  }))
   await app.register(entraRoutes, { issuer })
 
   const adminPort = config.adminPort

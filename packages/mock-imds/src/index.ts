@@ -4,6 +4,7 @@
  * The CLI (bin mock-imds, dist/cli.js) is no export.
  */
 export { buildMockImds, startMockImds, type RunningMockImds } from './server.ts'
+export { platforms, profiles, unableToLoadIdentity, type Platform, type PlatformProfile } from './profiles.ts'
 export { MockImdsConfigError, settings, type LogLevel, type MockImdsOptions, type Setting } from './options.ts'
 export {
   TenantFileError,

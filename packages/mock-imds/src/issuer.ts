@@ -24,6 +24,15 @@ export function entraError (status: number, code: string, text: string): TokenRe
     `${text}\r\nTrace ID: ${randomUUID()}\r\nCorrelation ID: ${randomUUID()}\r\nTimestamp: ${timestamp}`)
 }
 
+/** No identity fits the request: 400 invalid_request, in IMDS's words (shared/research/imds-and-azure-identity.md §1.3). */
+export class IdentitySelectionError extends TokenRequestError {
+  readonly reason: 'not_found' | 'several_user_assigned'
+  constructor (reason: 'not_found' | 'several_user_assigned', description: string) {
+    super(400, 'invalid_request', description)
+    this.reason = reason
+  }
+}
+
 export type Selector =
   | { kind: 'system' }
   | { kind: 'clientId' | 'principalId' | 'resourceId', value: string }
@@ -76,21 +85,26 @@ export class Issuer {
     this.cache.clear()
   }
 
-  selectIdentity (selector: Selector): ManagedIdentityModel {
+  /**
+   * The identity a request means. With no selector: the system-assigned identity, else (where the
+   * platform does so) the only user-assigned one.
+   * @throws IdentitySelectionError in IMDS's words; the identity endpoint rewords it.
+   */
+  selectIdentity (selector: Selector, { fallsBackToLoneUserAssigned = true } = {}): ManagedIdentityModel {
     const identities = this.tenant.managedIdentities
     if (selector.kind === 'system') {
       const system = identities.find((mi) => mi.type === 'SystemAssigned')
       if (system) return system
       const userAssigned = identities.filter((mi) => mi.type === 'UserAssigned')
-      if (userAssigned.length === 1) return userAssigned[0] as ManagedIdentityModel
+      if (userAssigned.length === 1 && fallsBackToLoneUserAssigned) return userAssigned[0] as ManagedIdentityModel
       if (userAssigned.length > 1) {
-        throw new TokenRequestError(400, 'invalid_request', 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request')
+        throw new IdentitySelectionError('several_user_assigned', 'Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request')
       }
-      throw new TokenRequestError(400, 'invalid_request', 'Identity not found')
+      throw new IdentitySelectionError('not_found', 'Identity not found')
     }
     const wanted = lower(selector.value)
     const found = identities.find((mi) => lower(mi[selector.kind]) === wanted)
-    if (!found) throw new TokenRequestError(400, 'invalid_request', 'Identity not found')
+    if (!found) throw new IdentitySelectionError('not_found', 'Identity not found')
     return found
   }
 

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client'
+import { platforms, type Platform } from './profiles.ts'
 import { TenantFileError, defaultTenant, loadTenantFile, parseTenant, type TenantModel } from './tenant.ts'
 
 /** pino's levels, plus `silent`. */
@@ -9,6 +10,13 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
  * variable that set the same thing are named on each (a flag wins over its variable).
  */
 export interface MockImdsOptions {
+  /**
+   * The Azure platform it answers as: `vm` (a VM or scale set: IMDS only), `app-service` (App Service
+   * and Functions: the identity endpoint only) or `container-apps` (the identity endpoint only). Each
+   * platform's status codes, bodies and identity rules are in the README's platform table.
+   * Default `vm`. `--platform`, `MOCK_IMDS_PLATFORM`.
+   */
+  platform?: Platform
   /** Port of the public listener (token endpoints, Entra documents, health, metrics). 0: any free port. Default 3002. `--port`, `PORT`. */
   port?: number
   /** Address of the public listener. Default `127.0.0.1` (the container image sets `0.0.0.0`). `--host`, `HOST`. */
@@ -45,7 +53,9 @@ export interface Setting {
   option: keyof MockImdsOptions
   flag: string
   env: string
-  type: 'integer' | 'string' | 'level'
+  type: 'integer' | 'string' | 'choice'
+  /** The allowed values of a `choice`. */
+  values?: readonly string[]
   /** What --help prints as the default. */
   defaultText: string
   meaning: string
@@ -56,6 +66,7 @@ export interface Setting {
 export const logLevels: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export const settings: readonly Setting[] = [
+  { option: 'platform', flag: 'platform', env: 'MOCK_IMDS_PLATFORM', type: 'choice', values: platforms, defaultText: 'vm', meaning: `platform to answer as: ${platforms.join(', ')}` },
   { option: 'tenant', flag: 'tenant', env: 'MOCK_IMDS_TENANT_FILE', type: 'string', defaultText: 'built-in tenant', meaning: 'tenant file (JSON, or YAML when named .yaml/.yml)' },
   { option: 'port', flag: 'port', env: 'PORT', type: 'integer', min: 0, max: 65535, defaultText: '3002', meaning: 'port of the public listener (0: any free port)' },
   { option: 'host', flag: 'host', env: 'HOST', type: 'string', defaultText: '127.0.0.1', meaning: 'address of the public listener' },
@@ -63,7 +74,7 @@ export const settings: readonly Setting[] = [
   { option: 'adminHost', flag: 'admin-host', env: 'MOCK_IMDS_ADMIN_HOST', type: 'string', defaultText: '127.0.0.1', meaning: 'address of the admin API' },
   { option: 'identityHeader', flag: 'identity-header', env: 'MOCK_IMDS_IDENTITY_HEADER', type: 'string', defaultText: 'mock-imds-identity-header', meaning: 'secret /msi/token expects in X-IDENTITY-HEADER' },
   { option: 'tokenLifetimeSeconds', flag: 'token-lifetime-seconds', env: 'MOCK_IMDS_TOKEN_LIFETIME_SECONDS', type: 'integer', min: 60, max: 7 * 86400, defaultText: '86400', meaning: 'lifetime of minted tokens, in seconds' },
-  { option: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', type: 'level', defaultText: 'info', meaning: `log level: ${logLevels.join(', ')}` }
+  { option: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', type: 'choice', values: logLevels, defaultText: 'info', meaning: `log level: ${logLevels.join(', ')}` }
 ]
 
 /** A setting that cannot work: the message names it (option, flag or variable, whichever the user wrote). */
@@ -78,7 +89,7 @@ export function checkSetting (setting: Setting, value: unknown): string | null {
       ? null
       : `must be an integer from ${setting.min} to ${setting.max}, got ${JSON.stringify(v)}`,
     string: (v) => typeof v === 'string' && v.length > 0 ? null : `must be a non-empty string, got ${JSON.stringify(v)}`,
-    level: (v) => logLevels.includes(v as LogLevel) ? null : `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(v)}`
+    choice: (v) => setting.values?.includes(v as string) === true ? null : `must be one of ${setting.values?.join(', ')}, got ${JSON.stringify(v)}`
   }
   return checks[setting.type](value)
 }
@@ -94,6 +105,7 @@ export function parseSetting (setting: Setting, text: string): unknown {
 
 /** Options with every default applied and the tenant loaded: what the server is built from. */
 export interface ResolvedOptions {
+  platform: Platform
   port: number
   host: string
   tenant: TenantModel
@@ -133,6 +145,7 @@ export function resolveOptions (options: MockImdsOptions = {}, names: Partial<Re
     throw new MockImdsConfigError(`${nameOf('tenant')}: ${error.message}`)
   }
   return {
+    platform: options.platform ?? 'vm',
     port,
     host: options.host ?? '127.0.0.1',
     tenant,

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { MockImdsConfigError, startMockImds } from '../src/index.ts'
+import { MockImdsConfigError, startMockImds, type Platform } from '../src/index.ts'
 import { resolveOptions } from '../src/options.ts'
 import { build, decodeHeader, identityRequest, imdsRequest, metricValue, tenantId } from './helpers.ts'
 
 const jwksPath = `/${tenantId}/discovery/v2.0/keys`
 
-async function withAdmin (t: { after: (fn: () => Promise<void>) => void }) {
-  const app = await build({ adminPort: 0 })
+async function withAdmin (t: { after: (fn: () => Promise<void>) => void }, platform: Platform = 'vm') {
+  const app = await build({ adminPort: 0, platform })
   t.after(() => app.close())
   const admin = app.admin as FastifyInstance
   const post = (url: string, payload?: unknown) => admin.inject({ method: 'POST', url, ...(payload === undefined ? {} : { payload: payload as object }) })
@@ -62,11 +62,14 @@ test('a status fault answers the next `count` token requests, then the endpoint 
     assert.equal(failed.json().error, 'unknown')
   }
   assert.equal((await imdsRequest(app)).statusCode, 200)
-  // The identity endpoint was never targeted.
-  assert.equal((await identityRequest(app)).statusCode, 200)
   assert.equal(await metricValue(app, 'mock_imds_token_requests_total', { endpoint: 'imds', status: '500' }), 2)
   assert.equal(await metricValue(app, 'mock_imds_token_requests_total', { endpoint: 'imds', status: '200' }), 1)
-  assert.equal(await metricValue(app, 'mock_imds_token_requests_total', { endpoint: 'identity', status: '200' }), 1)
+
+  // A fault for IMDS leaves the identity endpoint (of an App Service) alone.
+  const appService = await withAdmin(t, 'app-service')
+  await appService.post('/admin/faults', { target: 'imds', mode: 'status', status: 500 })
+  assert.equal((await identityRequest(appService.app)).statusCode, 200)
+  assert.equal(await metricValue(appService.app, 'mock_imds_token_requests_total', { endpoint: 'identity', status: '200' }), 1)
 })
 
 test('target "token" hits both endpoints, each in its own error shape, with Retry-After when asked', async (t) => {
@@ -76,7 +79,9 @@ test('target "token" hits both endpoints, each in its own error shape, with Retr
   assert.equal(imds.statusCode, 429)
   assert.equal(imds.headers['retry-after'], '3')
   assert.equal(imds.json().error, 'too_many_requests')
-  const identity = await identityRequest(app)
+  const appService = await withAdmin(t, 'app-service')
+  await appService.post('/admin/faults', { target: 'token', mode: 'status', status: 429, retryAfterSeconds: 3 })
+  const identity = await identityRequest(appService.app)
   assert.equal(identity.statusCode, 429)
   assert.equal(identity.headers['retry-after'], '3')
   assert.deepEqual(Object.keys(identity.json()), ['statusCode', 'message', 'correlationId'])
@@ -93,7 +98,7 @@ test('faults queue in the order they were added', async (t) => {
   await post('/admin/faults', { target: 'token', mode: 'status', status: 404, count: 1 })
   await post('/admin/faults', { target: 'token', mode: 'status', status: 410, count: 1 })
   assert.equal((await imdsRequest(app)).statusCode, 404)
-  assert.equal((await identityRequest(app)).statusCode, 410)
+  assert.equal((await imdsRequest(app)).statusCode, 410)
   assert.equal((await imdsRequest(app)).statusCode, 200)
 })
 
@@ -119,7 +124,7 @@ test('a hung request does not keep the server from closing', async () => {
 })
 
 test('latency delays the answer by at least latencyMs and leaves it unchanged', async (t) => {
-  const { app, post } = await withAdmin(t)
+  const { app, post } = await withAdmin(t, 'container-apps')
   await post('/admin/faults', { target: 'identity', mode: 'latency', latencyMs: 300, count: 1 })
   const started = performance.now()
   const response = await identityRequest(app)

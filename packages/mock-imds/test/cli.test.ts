@@ -59,6 +59,8 @@ test('bad input exits non-zero on stderr, naming the flag or the variable', asyn
     { name: 'port out of range', args: ['--admin-port', '70000'], code: 64, names: /--admin-port must be an integer/ },
     { name: 'lifetime under a minute', args: ['--token-lifetime-seconds', '59'], code: 64, names: /--token-lifetime-seconds must be an integer from 60/ },
     { name: 'unknown log level', args: ['--log-level', 'loud'], code: 64, names: /--log-level must be one of/ },
+    { name: 'unknown platform', args: ['--platform', 'aks'], code: 64, names: /--platform must be one of vm, app-service, container-apps, got "aks"/ },
+    { name: 'unknown platform variable', args: [], env: { MOCK_IMDS_PLATFORM: 'functions' }, code: 78, names: /MOCK_IMDS_PLATFORM must be one of/ },
     { name: 'admin port equal to port', args: ['--port', '4000', '--admin-port', '4000'], code: 64, names: /--admin-port must differ from --port/ },
     { name: 'missing tenant file', args: ['--tenant', '/nonexistent/tenant.yaml'], code: 78, names: /--tenant: \/nonexistent\/tenant\.yaml/ },
     { name: 'bad variable', args: [], env: { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '1h' }, code: 78, names: /MOCK_IMDS_TOKEN_LIFETIME_SECONDS must be an integer/ },
@@ -73,9 +75,9 @@ test('bad input exits non-zero on stderr, naming the flag or the variable', asyn
 })
 
 test('started with flags (which win over variables), it serves a token and its admin API', async (t) => {
-  const child = spawn(process.execPath, [bin, '--tenant', tenantFile, '--port', '0', '--admin-port', '0', '--identity-header', 'from-the-flag'], {
+  const child = spawn(process.execPath, [bin, '--platform', 'container-apps', '--tenant', tenantFile, '--port', '0', '--admin-port', '0', '--identity-header', 'from-the-flag'], {
     // Every variable is wrong: a flag that did not win would fail the start or the request.
-    env: { PATH: process.env.PATH ?? '', PORT: 'not-a-port', MOCK_IMDS_IDENTITY_HEADER: 'from-the-variable', MOCK_IMDS_TENANT_FILE: '/nonexistent.yaml' },
+    env: { PATH: process.env.PATH ?? '', PORT: 'not-a-port', MOCK_IMDS_IDENTITY_HEADER: 'from-the-variable', MOCK_IMDS_TENANT_FILE: '/nonexistent.yaml', MOCK_IMDS_PLATFORM: 'vm' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   t.after(() => stopChild(child))
@@ -93,18 +95,19 @@ test('started with flags (which win over variables), it serves a token and its a
   })
   assert.match(urls.url, /^http:\/\/127\.0\.0\.1:\d+$/, 'the default host is loopback')
 
-  const imds = await fetch(`${urls.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://conformance-v2`, { headers: { Metadata: 'true' } })
-  assert.equal(imds.status, 200)
-  const body = await imds.json() as { access_token: string, resource: string }
+  const identity = await fetch(`${urls.url}/msi/token?api-version=2019-08-01&resource=api://conformance-v2`, { headers: { 'X-IDENTITY-HEADER': 'from-the-flag' } })
+  assert.equal(identity.status, 200)
+  const body = await identity.json() as { access_token: string, resource: string }
   assert.equal(body.resource, 'api://conformance-v2')
   const claims = JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString()) as { tid: string }
   assert.equal(claims.tid, '7a1e9c52-0b3d-4f6e-8a9c-1d2e3f405162', 'the tenant of --tenant, not the built-in one')
-
-  const identity = await fetch(`${urls.url}/msi/token?api-version=2019-08-01&resource=api://conformance-v2`, { headers: { 'X-IDENTITY-HEADER': 'from-the-flag' } })
-  assert.equal(identity.status, 200)
+  // Container Apps, as --platform says (the variable said vm): no IMDS, and a 403 without the header.
+  const imds = await fetch(`${urls.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://conformance-v2`, { headers: { Metadata: 'true' } })
+  assert.equal(imds.status, 404)
+  assert.equal((await fetch(`${urls.url}/msi/token?api-version=2019-08-01&resource=api://conformance-v2`)).status, 403)
 
   const state = await (await fetch(`${urls.adminUrl}/admin/state`)).json() as { tokenRequests: number }
-  assert.equal(state.tokenRequests, 2)
+  assert.equal(state.tokenRequests, 2, 'the two requests to /msi/token (the IMDS path is no token endpoint here)')
 
   // SIGTERM closes it gracefully: exit code 0.
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))

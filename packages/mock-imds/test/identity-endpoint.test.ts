@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify'
 import { apiUri, build, decodePayload, identityHeader, identityRequest, identityUrl, systemIdentity, userIdentity } from './helpers.ts'
 
 let app: FastifyInstance
-before(async () => { app = await build() })
+// App Service's rules; what Container Apps answers differently is in platforms.test.ts.
+before(async () => { app = await build({ platform: 'app-service' }) })
 after(() => app.close())
 
 const appServiceError = (response: Awaited<ReturnType<typeof identityRequest>>, status: number, message: RegExp) => {
@@ -57,7 +58,7 @@ test('client_id, principal_id, object_id and mi_res_id select the user-assigned 
 })
 
 test('errors in App Service\'s shape: unknown identity, unknown resource, two selectors, IMDS\'s msi_res_id spelling', async () => {
-  appServiceError(await identityRequest(app, apiUri, '&client_id=00000000-0000-4000-8000-000000000000'), 400, /Identity not found/)
+  appServiceError(await identityRequest(app, apiUri, '&client_id=00000000-0000-4000-8000-000000000000'), 400, /^Unable to load the proper Managed Identity\.$/)
   appServiceError(await identityRequest(app, 'api://unknown'), 400, /AADSTS500011/)
   appServiceError(await identityRequest(app, apiUri, `&client_id=${userIdentity.clientId}&principal_id=${userIdentity.principalId}`), 400, /Only one of/)
   // msi_res_id is IMDS's spelling: here it selects nothing, so the system-assigned identity answers.
