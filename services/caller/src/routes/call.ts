@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { TokenUnavailableError } from 'managed-identity-token-provider'
+import { apiRefusalReason, explainPointer } from '../api-reason.ts'
 import { ApiUnreachableError, type ApiResponse } from '../plugins/api-client.ts'
 
 /**
@@ -7,9 +8,10 @@ import { ApiUnreachableError, type ApiResponse } from '../plugins/api-client.ts'
  * answer with the claims the api saw. Its failures are the caller's contract:
  * - 503 token_unavailable (or managed_identity_misconfigured): no token; says why;
  * - 502 api_unreachable: the api gave no answer in time;
- * - 502 api_rejected: the api answered something else than 200; its status, WWW-Authenticate and
- *   body are passed on. A 401 is retried once with a freshly acquired token first (the token may
- *   have been revoked, or the api may not know a rotated signing key yet); a 403 never is.
+ * - 502 api_rejected: the api answered something else than 200; its reason code (read from its
+ *   challenge), a pointer to explain, and its status, WWW-Authenticate and body are passed on.
+ *   A 401 is retried once with a freshly acquired token first (the token may have been revoked,
+ *   or the api may not know a rotated signing key yet); a 403 never is.
  */
 export interface CallRoutesOptions {
   /** The scope of the api's tokens (API_SCOPE). */
@@ -28,6 +30,9 @@ export const callRoutes: FastifyPluginAsync<CallRoutesOptions> = async (fastify,
       return reply.code(502).send({
         error: 'api_rejected',
         message: `the api answered ${response.status}`,
+        // The api's reason code (auth_requests_total's reason label), from its challenge; and how to find the fix.
+        reason: apiRefusalReason(response.wwwAuthenticate, response.body) ?? 'unknown',
+        explain: explainPointer(scope),
         upstream: { status: response.status, wwwAuthenticate: response.wwwAuthenticate, body: response.body }
       })
     }
