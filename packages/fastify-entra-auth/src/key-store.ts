@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto'
+import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'
 import { jwksUriAllowed } from './clouds.ts'
 import type { TokenVersion } from './token-validation.ts'
@@ -20,31 +20,45 @@ import type { TokenVersion } from './token-validation.ts'
 /** Entra kids are base64url SHA-1 thumbprints (27 chars); anything outside this never reaches a map. */
 export const KID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/
 
+/** What SigningKey.verify (fast-jwt, for diagnostics) checks besides the signature. */
 export interface VerifierSettings {
   /** Accepted aud values, already expanded with their trailing-slash twins. */
   audiences: string[]
   clockToleranceMs: number
-  cacheSize: number
-  cacheTtlMs: number
+  /** Ignored: the validator keeps the one verified-token cache (tokenCache), keyed by token and key. */
+  cacheSize?: number
+  /** Ignored, as cacheSize. */
+  cacheTtlMs?: number
 }
 
 export interface VerifyOutcome {
   payload: Record<string, unknown>
-  /** true when fast-jwt answered from its verified-token cache. */
+  /** Always false: SigningKey.verify keeps no cache. */
   fromCache: boolean
 }
 
-/** One published key, with its own fast-jwt verifier (and verified-token cache), built once. */
+/** One published key, parsed once. */
 export interface SigningKey {
   readonly kid: string
   /** The JWK's issuer member (v2 JWKS), {tenantid} still in it; undefined for v1 keys, which carry none. */
   readonly issuer: string | undefined
-  /** Throws fast-jwt's TokenError. */
+  /**
+   * RS256 (RFC 7518 §3.3: RSASSA-PKCS1-v1_5, SHA-256) over the token's signing input with this key, and
+   * nothing else. The key is a KeyObject parsed from the JWK once; a forged signature is false, never a
+   * thrown Error. What the validator calls.
+   */
+  readonly signatureValid: (token: string) => boolean
+  /**
+   * fast-jwt's complete check (signature, exp/nbf, iss, aud, required claims) with this key, for
+   * diagnostics; throws fast-jwt's TokenError. The validator does not call it.
+   */
   readonly verify: (token: string) => VerifyOutcome
 }
 
 interface KeyEntry extends SigningKey {
   readonly fingerprint: string
+  /** RS256 over the token's signing input with this key, nothing else checked (multi-tenant pre-check). */
+  readonly signatureValid: (token: string) => boolean
 }
 
 export type KeyLookup =
@@ -64,6 +78,8 @@ export type KeyLookup =
   }
   | { state: 'unknown' }
   | { state: 'not_loaded', retryAfterSeconds: number }
+  /** Multi-tenant mode: a tenant whose keys are not held (yet, or any more); see KeyStore.loadTenant. */
+  | { state: 'unknown_tenant' }
 
 export interface KeyStoreLogger {
   info: (object: object, message: string) => void
@@ -79,7 +95,13 @@ export interface KeyStoreOptions {
    * mapping): discovery is then read with `?appid=<it>`, whose jwks_uri lists that key.
    */
   appId?: string
-  tenants: string[]
+  /**
+   * The tenants whose keys are loaded at start, or '*': any tenant, each one's keys loaded on first use
+   * (after the token's signature verified with a key of the common JWKS) and at most maxTenants held.
+   */
+  tenants: string[] | '*'
+  /** With tenants '*': tenants whose keys are held at once; the least recently used one is dropped. Default 1000. */
+  maxTenants?: number
   versions: TokenVersion[]
   verifier: VerifierSettings
   refreshIntervalMs: number
@@ -140,6 +162,8 @@ class KeySource {
   failures = 0
   inflight: Promise<boolean> | undefined
   timer: NodeJS.Timeout | undefined
+  /** Dropped from a multi-tenant store: never scheduled again. */
+  dropped = false
 
   constructor (authorityHost: string, tenant: string, version: TokenVersion, appId: string | undefined) {
     this.tenant = tenant
@@ -161,9 +185,16 @@ class KeySource {
  * keeps the last good keys when a fetch fails, and drops a key (with its verifier and its cached
  * tokens) as soon as a successful fetch no longer lists it.
  */
+/** The tenant-independent metadata whose keys pre-check tokens of tenants not held yet (multi-tenant mode). */
+const COMMON = 'common'
+
 export class KeyStore {
   private readonly options: KeyStoreOptions
   private readonly sources = new Map<string, KeySource>()
+  /** Multi-tenant mode: the tenants held, least recently used first. */
+  private readonly held = new Map<string, KeySource[]>()
+  private readonly anyTenant: boolean
+  private readonly maxTenants: number
   private readonly authority: URL
   private readonly stopping = new AbortController()
 
@@ -174,7 +205,9 @@ export class KeyStore {
     this.options = options
     this.versions = [...new Set<TokenVersion>([...options.versions, '2.0'])].sort()
     this.authority = new URL(options.authorityHost)
-    for (const tenant of options.tenants) {
+    this.anyTenant = options.tenants === '*'
+    this.maxTenants = options.maxTenants ?? 1000
+    for (const tenant of options.tenants === '*' ? [COMMON] : options.tenants) {
       // The v2 keys are loaded even when only v1 tokens are accepted: they carry the key issuers.
       for (const version of this.versions) {
         this.sources.set(`${tenant}|${version}`, new KeySource(options.authorityHost, tenant, version, options.appId))
@@ -194,7 +227,15 @@ export class KeyStore {
 
   find (tenant: string, version: TokenVersion, kid: string): KeyLookup {
     const source = this.sources.get(`${tenant}|${version}`)
-    if (!source) return { state: 'unknown' }
+    if (!source) return this.anyTenant && tenant !== COMMON ? { state: 'unknown_tenant' } : { state: 'unknown' }
+    if (this.anyTenant) {
+      // Least recently used order: the tenant moves to the end.
+      const sources = this.held.get(tenant)
+      if (sources !== undefined) {
+        this.held.delete(tenant)
+        this.held.set(tenant, sources)
+      }
+    }
     if (!source.loaded || source.issuer === undefined) {
       return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil((source.nextAttemptAt - Date.now()) / 1000)) }
     }
@@ -225,9 +266,53 @@ export class KeyStore {
     await this.refresh(source, 'unknown_kid')
   }
 
+  /**
+   * Multi-tenant mode: a token of a tenant whose keys are not held. Its signature must first verify with
+   * a key of the common JWKS (same kid; an unknown kid refetches that JWKS within the cooldown), so a
+   * forged token, whatever its tid, costs no fetch; only then are that tenant's own documents and keys
+   * loaded (single-flight), the least recently used tenant dropped past maxTenants. The token is then
+   * validated with the tenant's own keys as in single-tenant mode.
+   */
+  async loadTenant (tenant: string, version: TokenVersion, kid: string, token: string): Promise<'loaded' | 'unknown_key' | 'bad_signature' | 'not_loaded'> {
+    if (!this.anyTenant) return 'unknown_key'
+    const common = this.sources.get(`${COMMON}|${version}`)
+    if (!common?.loaded) return 'not_loaded'
+    let key = common.keys.get(kid)
+    if (key === undefined) {
+      await this.refreshForUnknownKid(COMMON, version)
+      key = common.keys.get(kid)
+    }
+    if (key === undefined) return 'unknown_key'
+    if (!key.signatureValid(token)) return 'bad_signature'
+    let sources = this.held.get(tenant)
+    if (sources === undefined) {
+      if (this.held.size >= this.maxTenants) this.drop(this.held.keys().next().value as string)
+      sources = this.versions.map((v) => new KeySource(this.options.authorityHost, tenant, v, this.options.appId))
+      for (const source of sources) this.sources.set(`${tenant}|${source.version}`, source)
+      this.held.set(tenant, sources)
+    }
+    await Promise.all(sources.map((source) => source.loaded ? true : this.refresh(source, 'initial')))
+    return 'loaded'
+  }
+
+  /** Tenants whose keys are held now (configured ones, or in multi-tenant mode those loaded on use). */
+  tenantCount (): number {
+    return this.anyTenant ? this.held.size : (this.options.tenants as string[]).length
+  }
+
+  private drop (tenant: string) {
+    for (const source of this.held.get(tenant) ?? []) {
+      source.dropped = true
+      clearTimeout(source.timer)
+      this.sources.delete(`${tenant}|${source.version}`)
+    }
+    this.held.delete(tenant)
+  }
+
   /** Null when every source has keys, else which have not. For GET /readyz. */
   notReadyReason (): string | null {
-    const missing = [...this.sources.values()].filter((source) => !source.loaded).map((source) => `${source.tenant} v${source.version}`)
+    // In multi-tenant mode only the common keys count: a tenant loaded on use is not a readiness matter.
+    const missing = [...this.sources.values()].filter((source) => !source.loaded && !this.held.has(source.tenant)).map((source) => `${source.tenant} v${source.version}`)
     return missing.length === 0 ? null : `signing keys not loaded yet for ${missing.join(', ')}`
   }
 
@@ -248,7 +333,13 @@ export class KeyStore {
     return oldest
   }
 
-  get tenants (): string[] { return this.options.tenants }
+  /** The metric label values: the configured tenants, or ['common'] in multi-tenant mode. */
+  get tenants (): string[] { return this.options.tenants === '*' ? [COMMON] : this.options.tenants }
+
+  /** Tenants loaded on use share one label value, so that labels stay bounded. */
+  private label (source: KeySource): string {
+    return this.held.has(source.tenant) ? '*' : source.tenant
+  }
 
   private * sourcesOf (tenant: string) {
     for (const version of this.versions) {
@@ -277,7 +368,7 @@ export class KeyStore {
       source.keys = next
       source.lastSuccessAt = Date.now()
       source.failures = 0
-      this.options.onFetch?.(source.tenant, 'success')
+      this.options.onFetch?.(this.label(source), 'success')
       if (added.length > 0 || removed.length > 0) {
         log.info({ tenant: source.tenant, version: source.version, cause, kids: [...next.keys()], added, removed }, 'signing keys updated')
       }
@@ -286,7 +377,7 @@ export class KeyStore {
     } catch (error) {
       if (this.stopping.signal.aborted) return false
       source.failures++
-      this.options.onFetch?.(source.tenant, 'failure')
+      this.options.onFetch?.(this.label(source), 'failure')
       const delay = Math.min(RETRY_MIN_MS * 2 ** (source.failures - 1), retryMaxMs, refreshIntervalMs)
       const context = { tenant: source.tenant, version: source.version, cause, error: errorMessage(error), failures: source.failures, retryInMs: delay }
       if (source.lastSuccessAt !== undefined) {
@@ -301,7 +392,7 @@ export class KeyStore {
   }
 
   private schedule (source: KeySource, delayMs: number) {
-    if (this.stopping.signal.aborted) return
+    if (this.stopping.signal.aborted || source.dropped) return
     clearTimeout(source.timer)
     source.nextAttemptAt = Date.now() + delayMs
     source.timer = setTimeout(() => { this.refresh(source, 'scheduled').catch(() => {}) }, delayMs)
@@ -344,7 +435,7 @@ export class KeyStore {
       const fingerprint = `${jwk.n}.${jwk.e}.${issuer ?? ''}.${source.issuer}`
       const existing = source.keys.get(jwk.kid)
       if (existing?.fingerprint === fingerprint) {
-        // The same key keeps its verifier, and with it the tokens already verified.
+        // The same key stays the same object, and with it the tokens already accepted with it.
         next.set(jwk.kid, existing)
         continue
       }
@@ -357,44 +448,50 @@ export class KeyStore {
   }
 
   private buildKey (source: KeySource, kid: string, n: string, e: string, issuer: string | undefined, fingerprint: string): KeyEntry | undefined {
-    let pem: string
+    let publicKey: KeyObject
     try {
-      const key = createPublicKey({ key: { kty: 'RSA', n, e }, format: 'jwk' })
-      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return undefined
-      pem = key.export({ type: 'spki', format: 'pem' }) as string
+      publicKey = createPublicKey({ key: { kty: 'RSA', n, e }, format: 'jwk' })
+      if ((publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) return undefined
     } catch (error) {
       this.options.log.warn({ tenant: source.tenant, kid, error: errorMessage(error) }, 'skipping a JWK that is not a valid RSA public key')
       return undefined
     }
-    const { audiences, clockToleranceMs, cacheSize, cacheTtlMs } = this.options.verifier
-    // One synchronous verifier per key, built once: a key callback would re-parse the PEM on every call.
-    const verifier = createVerifier({
-      key: pem,
-      algorithms: ['RS256'],
-      allowedIss: source.issuer as string,
-      allowedAud: audiences,
-      requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', source.version === '2.0' ? 'azp' : 'appid'],
-      clockTolerance: clockToleranceMs,
-      cache: cacheSize > 0 ? cacheSize : false,
-      cacheTTL: cacheTtlMs
-    })
-    return { kid, issuer, fingerprint, verify: countingCacheUse(verifier) }
+    return { kid, issuer, fingerprint, signatureValid: rs256Verifier(publicKey), verify: fastJwtVerifier(publicKey, source.issuer as string, source.version, this.options.verifier) }
   }
 }
 
 /**
- * fast-jwt does not report cache hits. It calls cache.set exactly when it ran a full verification,
- * so a call that returns without a set was answered from the cache: that is what we count.
+ * The signature check with a KeyObject parsed once: 27 µs of CPU against fast-jwt's 75 µs, which parses
+ * its PEM text on every call (bench/micro/verify.ts; token-validation.ts says why not fast-jwt).
  */
-function countingCacheUse (verifier: (token: string) => unknown): (token: string) => VerifyOutcome {
-  const cache = (verifier as unknown as { cache?: { set: (key: string, value: unknown) => unknown } | null }).cache
-  if (!cache) return (token) => ({ payload: verifier(token) as Record<string, unknown>, fromCache: false })
-  let sets = 0
-  const set = cache.set.bind(cache)
-  cache.set = (key, value) => { sets++; return set(key, value) }
+function rs256Verifier (publicKey: KeyObject): (token: string) => boolean {
   return (token) => {
-    const before = sets
-    const payload = verifier(token) as Record<string, unknown>
-    return { payload, fromCache: sets === before }
+    const dot = token.lastIndexOf('.')
+    try {
+      return verifySignature('sha256', Buffer.from(token.slice(0, dot), 'latin1'), publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))
+    } catch {
+      return false
+    }
+  }
+}
+
+/**
+ * fast-jwt's complete check with one key, for diagnostics (its error codes say which standard check
+ * failed); built on first use, without a cache. The validator does not call it: see "Why not fast-jwt's
+ * verifier" in token-validation.ts.
+ */
+function fastJwtVerifier (publicKey: KeyObject, issuer: string, version: TokenVersion, settings: VerifierSettings): (token: string) => VerifyOutcome {
+  let verifier: ((token: string) => unknown) | undefined
+  return (token) => {
+    verifier ??= createVerifier({
+      key: publicKey.export({ type: 'spki', format: 'pem' }) as string,
+      algorithms: ['RS256'],
+      allowedIss: issuer,
+      allowedAud: settings.audiences,
+      requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', version === '2.0' ? 'azp' : 'appid'],
+      clockTolerance: settings.clockToleranceMs,
+      cache: false
+    })
+    return { payload: verifier(token) as Record<string, unknown>, fromCache: false }
   }
 }

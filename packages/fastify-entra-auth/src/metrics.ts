@@ -9,7 +9,7 @@ export interface AuthMetrics {
   record: (result: AuthResult, reason: Reason, seconds: number, fromCache: boolean | undefined) => void
   jwksFetch: (tenant: string, result: 'success' | 'failure') => void
   /** Read at scrape time: keys per tenant and when each tenant's keys were last fetched (ms). */
-  watchKeys: (source: { tenants: string[], keyCount: (tenant: string) => number, lastSuccess: (tenant: string) => number | undefined }) => void
+  watchKeys: (source: { tenants: string[], keyCount: (tenant: string) => number, lastSuccess: (tenant: string) => number | undefined, tenantCount: () => number }) => void
 }
 
 /** Which result each reason can come with, so that every valid series exists from the first scrape. */
@@ -82,6 +82,15 @@ export function createAuthMetrics (registry: Registry): AuthMetrics {
     collect () {
       this.reset()
       for (const tenant of keySource?.tenants ?? []) this.set({ tenant }, keySource?.keyCount(tenant) ?? 0)
+    }
+  })
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'jwks_tenants',
+    help: 'Tenants whose signing keys are held: the configured ones, or in multi-tenant mode those loaded on use (at most maxTenants).',
+    registers,
+    collect () {
+      this.set(keySource?.tenantCount() ?? 0)
     }
   })
   // eslint-disable-next-line no-new

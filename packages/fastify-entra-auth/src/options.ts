@@ -11,9 +11,21 @@ export interface FastifyEntraAuthOptions {
   /**
    * The Entra tenants (directory ids, GUIDs) whose tokens are accepted. Each has its own discovery
    * documents and keys, loaded at start. Compared case-insensitively (lower-cased here).
-   * Required, at least one.
+   *
+   * `'*'` (opt-in) makes a multi-tenant api: tokens of any tenant, as Microsoft.Identity.Web's
+   * `{tenantid}` issuer template allows, with `iss` still bound to the token's own `tid` and `ver`.
+   * A tenant's keys are then loaded on first use, only after the token's signature verified with a key
+   * of the common JWKS (so forged tokens with random `tid`s cost no fetch), and at most `maxTenants` are
+   * held. Authorizing which tenants may call is then the app's business (`request.identity.tenantId`).
+   * Required: at least one tenant, or '*'.
    */
-  tenants: readonly string[]
+  tenants: readonly string[] | '*'
+  /**
+   * With `tenants: '*'`: tenants whose keys are held at once, tenants; past it the least recently used
+   * one is dropped (and reloaded, two to four requests, if it comes back). Ignored for a list of tenants.
+   * @default 1000
+   */
+  maxTenants?: number
   /**
    * Accepted `aud` values: the api's client id (v2 tokens carry it) and/or its App ID URI (v1 tokens,
    * e.g. `api://my-api`). An App ID URI also matches with or without a trailing slash, as
@@ -101,11 +113,17 @@ export interface JwksOptions {
 
 export interface TokenCacheOptions {
   /**
-   * Verified tokens remembered per signing key (fast-jwt's cache) and accepted tokens remembered by
-   * their exact text, entries each. `0` turns both off.
+   * Accepted tokens remembered by their exact text and signing key (the one verified-token cache), in
+   * entries. `0` turns it off. Rejections are never remembered.
    * @default 1000
    */
   size?: number
+  /**
+   * The same cache's bound in bytes, each entry counted as its token's length, three times its payload's
+   * JSON length and 256 (`acceptedEntryBytes`); the oldest entries go first. Minimum 65536.
+   * @default 8388608 (8 MiB: 1,000 Entra tokens of 1.5 KiB take about 4 MiB)
+   */
+  maxBytes?: number
   /**
    * Longest life of a cache entry, in milliseconds; never beyond the token's `exp` plus the clock skew.
    * @default 600000
@@ -115,7 +133,8 @@ export interface TokenCacheOptions {
 
 /** The options with every default applied: what the plugin runs with. */
 export interface ResolvedOptions {
-  tenants: string[]
+  tenants: string[] | '*'
+  maxTenants: number
   audiences: string[]
   tokenVersions: TokenVersion[]
   authorityHost: string
@@ -132,8 +151,9 @@ export const DEFAULTS = Object.freeze({
   authorityHost: 'https://login.microsoftonline.com',
   clockSkewMs: 300_000,
   maxTokenBytes: 8192,
+  maxTenants: 1000,
   jwks: Object.freeze({ refreshIntervalMs: 3_600_000, cooldownMs: 300_000, fetchTimeoutMs: 5000, retryMaxMs: 60_000 }),
-  tokenCache: Object.freeze({ size: 1000, ttlMs: 600_000 })
+  tokenCache: Object.freeze({ size: 1000, maxBytes: 8 * 1024 * 1024, ttlMs: 600_000 })
 })
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -159,9 +179,9 @@ function integer (option: string, value: number | undefined, fallback: number, m
 /** Applies the defaults and checks every option; throws EntraAuthOptionsError naming the first bad one. */
 export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new EntraAuthOptionsError('(all)', 'must be an object')
-  const tenants = [...new Set((Array.isArray(options.tenants) ? options.tenants : []).map((tenant) => String(tenant).toLowerCase()))]
-  if (tenants.length === 0) throw new EntraAuthOptionsError('tenants', 'must list at least one tenant id')
-  for (const tenant of tenants) if (!GUID.test(tenant)) throw new EntraAuthOptionsError('tenants', `must be tenant ids (GUIDs), got "${tenant}"`)
+  const tenants = options.tenants === '*' ? '*' : [...new Set((Array.isArray(options.tenants) ? options.tenants : []).map((tenant) => String(tenant).toLowerCase()))]
+  if (tenants.length === 0) throw new EntraAuthOptionsError('tenants', 'must list at least one tenant id, or be \'*\' (any tenant)')
+  if (tenants !== '*') for (const tenant of tenants) if (!GUID.test(tenant)) throw new EntraAuthOptionsError('tenants', `must be tenant ids (GUIDs), got "${tenant}"`)
   const audiences = Array.isArray(options.audiences) ? options.audiences.map(String).filter((audience) => audience !== '') : []
   if (audiences.length === 0) throw new EntraAuthOptionsError('audiences', 'must list at least one audience (client id or App ID URI)')
   const tokenVersions = [...new Set(options.tokenVersions ?? DEFAULTS.tokenVersions)].sort()
@@ -184,6 +204,7 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
   const cache = options.tokenCache ?? {}
   return {
     tenants,
+    maxTenants: integer('maxTenants', options.maxTenants, DEFAULTS.maxTenants, 1, 1_000_000),
     audiences,
     tokenVersions,
     authorityHost,
@@ -198,6 +219,7 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
     },
     tokenCache: {
       size: integer('tokenCache.size', cache.size, DEFAULTS.tokenCache.size, 0, 1_000_000),
+      maxBytes: integer('tokenCache.maxBytes', cache.maxBytes, DEFAULTS.tokenCache.maxBytes, 65_536, 2 ** 31),
       ttlMs: integer('tokenCache.ttlMs', cache.ttlMs, DEFAULTS.tokenCache.ttlMs, 0)
     }
   }

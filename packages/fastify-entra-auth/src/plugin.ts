@@ -84,14 +84,15 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
   const log: FastifyBaseLogger = rawOptions.logger ?? fastify.log
   const metrics = createAuthMetrics(rawOptions.registry ?? globalRegistry)
   const { clockSkewMs, maxTokenBytes } = options
-  const cache = { size: options.tokenCache.size, ttlMs: options.tokenCache.ttlMs, clockToleranceMs: clockSkewMs }
+  const cache = { ...options.tokenCache, clockToleranceMs: clockSkewMs }
 
   const keyStore = new KeyStore({
     authorityHost: options.authorityHost,
     ...(options.signingKeysAppId === undefined ? {} : { appId: options.signingKeysAppId }),
     tenants: options.tenants,
+    maxTenants: options.maxTenants,
     versions: options.tokenVersions,
-    verifier: { audiences: expandAudiences(options.audiences), clockToleranceMs: clockSkewMs, cacheSize: cache.size, cacheTtlMs: cache.ttlMs },
+    verifier: { audiences: expandAudiences(options.audiences), clockToleranceMs: clockSkewMs },
     refreshIntervalMs: options.jwks.refreshIntervalMs,
     cooldownMs: options.jwks.cooldownMs,
     timeoutMs: options.jwks.fetchTimeoutMs,
@@ -106,6 +107,7 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     versions: options.tokenVersions,
     maxTokenBytes,
     keys: keyStore,
+    clockSkewMs,
     acceptedCache: cache
   })
 

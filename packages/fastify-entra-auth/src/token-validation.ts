@@ -1,13 +1,22 @@
-import type { TokenError } from 'fast-jwt'
 import { KID_PATTERN, type KeyLookup, type SigningKey } from './key-store.ts'
 
 /*
  * Entra access-token validation without Fastify: validate(token) answers an identity or an RFC 6750
- * rejection. fast-jwt checks the signature and the standard claims (exp/nbf with Microsoft's 5 min
- * skew, iss, aud, presence); this module does what fast-jwt cannot: the cheap header checks before any
- * key lookup, and the Entra rules after (single-string aud, iss bound to tid and ver, signing-key
- * issuer, case-variant claims, app-only). Each rule's Microsoft reference is in the package README
- * ("Validation rules").
+ * rejection. In order: the cheap header and shape checks before any key lookup, the RS256 signature
+ * with the key's KeyObject (SigningKey.signatureValid), the standard claims (presence, nbf/exp with Microsoft's 5 min skew), and
+ * the Entra rules (single-string aud, iss bound to tid and ver, signing-key issuer, case-variant
+ * claims, app-only). Each rule's Microsoft reference is in the package README ("Validation rules").
+ *
+ * Why not fast-jwt's verifier (the design's first choice; measured as get-jwks was, bench/README.md
+ * "Why the api verifies with node:crypto"): it takes the key as PEM text and hands it to
+ * createVerify().verify({ key: pem, padding }) on every call, so every token pays OpenSSL's PEM parse:
+ * 75 µs of CPU per verification against 27 µs for crypto.verify with a KeyObject parsed once
+ * (bench/micro/verify.ts, same run, 2.7x). It decodes the token again after we did (we must, to pick the
+ * key and to apply the Entra rules), throws a TokenError with a stack trace for every forged token, and
+ * caches rejections for the clock tolerance (5 min) whatever errorCacheTTL says. What it checks beyond
+ * the signature (alg, crit, required claims, nbf/exp, iss, aud) is each a line here, tested in
+ * test/token-validation.test.ts and test/attacks.test.ts. SigningKey.verify keeps fast-jwt's check
+ * for diagnostics.
  */
 
 /** The `ver` claim of an Entra access token: "1.0" (sts.windows.net issuer) or "2.0" (login.microsoftonline.com/{tid}/v2.0). */
@@ -58,21 +67,44 @@ export type ValidationResult = Acceptance | Rejection
 export interface KeyProvider {
   find: (tenant: string, version: TokenVersion, kid: string) => KeyLookup
   refreshForUnknownKid: (tenant: string, version: TokenVersion) => Promise<void>
+  /** Multi-tenant mode only: load a tenant not held yet, after a pre-check of the token's signature (KeyStore.loadTenant). */
+  loadTenant?: (tenant: string, version: TokenVersion, kid: string, token: string) => Promise<'loaded' | 'unknown_key' | 'bad_signature' | 'not_loaded'>
 }
 
 export interface ValidatorOptions {
-  tenants: string[]
+  /** Accepted tenants, or '*' for any (multi-tenant: the key provider loads a tenant on use). */
+  tenants: string[] | '*'
   versions: TokenVersion[]
   /** Accepted aud values as configured; see expandAudiences. */
   audiences: string[]
   maxTokenBytes: number
   keys: KeyProvider
-  /** Accepted tokens remembered by their exact text; size 0 turns it off. */
-  acceptedCache?: { size: number, ttlMs: number, clockToleranceMs: number }
+  /** Leeway on exp and nbf, in ms (Microsoft's DefaultClockSkew: 300 000). Default 300 000. */
+  clockSkewMs?: number
+  /** Accepted tokens remembered by their exact text (and signing key); size 0 turns it off. */
+  acceptedCache?: AcceptedCacheOptions
 }
+
+export interface AcceptedCacheOptions {
+  /** Entries at most. */
+  size: number
+  /** Bytes at most, as estimated by acceptedEntryBytes. Default: unbounded by bytes. */
+  maxBytes?: number
+  /** Longest life of an entry, in ms; never past exp plus clockToleranceMs. */
+  ttlMs: number
+  clockToleranceMs: number
+}
+
+/**
+ * What one remembered token is counted as against AcceptedCacheOptions.maxBytes: the token text (one
+ * byte per character: tokens are ASCII), its claims object (about three times its JSON text as V8
+ * objects and strings), and a fixed 256 bytes for the entry, the identity and the map slot.
+ */
+export const acceptedEntryBytes = (token: string, payloadJson: string): number => token.length + 3 * payloadJson.length + 256
 
 interface AcceptedEntry {
   readonly identity: Identity
+  readonly bytes: number
   readonly key: SigningKey
   readonly tid: string
   readonly version: TokenVersion
@@ -83,23 +115,32 @@ interface AcceptedEntry {
 }
 
 /**
- * The tokens accepted lately, keyed by their exact text. A managed identity sends the same token for
- * hours, so this is the path nearly every request takes: a Map lookup instead of decoding the header
- * and payload and hashing the token for fast-jwt's cache (measured in bench/: about 70 µs of CPU per
- * request on the reused-token row). An entry holds only while its signing key is still the one the
- * key store has for that kid, so a key removed from the JWKS takes its tokens with it, as fast-jwt's
- * per-key caches do. Insertion order evicts the oldest entry once full.
+ * The one verified-token cache: tokens accepted lately, keyed by their exact text. A managed identity
+ * sends the same token for hours, so this is the path nearly every request takes: a Map lookup instead
+ * of decoding, verifying and checking (measured in bench/: about 70 µs of CPU per request on the
+ * reused-token row). An entry holds only while its signing key is still the very KeyObject the key
+ * store has for that kid, so a key removed from (or replaced in) the JWKS takes its tokens with it.
+ * Rejections are never remembered: a forged token costs its verification every time, and cannot evict
+ * accepted ones. Bounded by entries and by bytes (acceptedEntryBytes); insertion order evicts the oldest.
  */
 class AcceptedTokens {
   private readonly entries = new Map<string, AcceptedEntry>()
   private readonly size: number
+  private readonly maxBytes: number
   private readonly ttlMs: number
   private readonly clockToleranceMs: number
+  private bytes = 0
 
-  constructor (options: { size: number, ttlMs: number, clockToleranceMs: number }) {
+  constructor (options: AcceptedCacheOptions) {
     this.size = options.size
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     this.ttlMs = options.ttlMs
     this.clockToleranceMs = options.clockToleranceMs
+  }
+
+  private delete (token: string, entry: AcceptedEntry): void {
+    this.entries.delete(token)
+    this.bytes -= entry.bytes
   }
 
   get (token: string, keys: KeyProvider): Identity | undefined {
@@ -107,20 +148,29 @@ class AcceptedTokens {
     if (entry === undefined) return undefined
     const lookup = Date.now() < entry.validUntilMs ? keys.find(entry.tid, entry.version, entry.kid) : undefined
     if (lookup?.state === 'found' && lookup.key === entry.key && lookup.keyIssuer === entry.keyIssuer) return entry.identity
-    this.entries.delete(token)
+    this.delete(token, entry)
     return undefined
   }
 
   set (token: string, entry: Omit<AcceptedEntry, 'validUntilMs'>): void {
-    if (this.size <= 0) return
+    if (this.size <= 0 || entry.bytes > this.maxBytes) return
     const exp = entry.identity.claims.exp as number
     const validUntilMs = Math.min(exp * 1000 + this.clockToleranceMs, Date.now() + this.ttlMs)
-    if (this.entries.size >= this.size) {
-      const oldest = this.entries.keys().next()
-      if (oldest.done !== true) this.entries.delete(oldest.value)
+    const previous = this.entries.get(token)
+    if (previous !== undefined) this.delete(token, previous)
+    while (this.entries.size > 0 && (this.entries.size >= this.size || this.bytes + entry.bytes > this.maxBytes)) {
+      const [oldestToken, oldest] = this.entries.entries().next().value as [string, AcceptedEntry]
+      this.delete(oldestToken, oldest)
     }
     this.entries.set(token, { ...entry, validUntilMs })
+    this.bytes += entry.bytes
   }
+}
+
+/** RFC 7519 §4.1 claims every Entra access token carries, plus the caller's client id of its version. */
+const REQUIRED_CLAIMS: Readonly<Record<TokenVersion, readonly string[]>> = {
+  '2.0': ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', 'azp'],
+  '1.0': ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', 'appid']
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -296,35 +346,13 @@ function parseObject (json: string | undefined): Record<string, unknown> | undef
 }
 
 export function createTokenValidator (options: ValidatorOptions): (token: string) => Promise<ValidationResult> {
-  const tenants = new Set(options.tenants)
+  const anyTenant = options.tenants === '*'
+  const tenants = new Set(anyTenant ? [] : options.tenants)
   const versions = new Set<string>(options.versions)
   const audiences = new Set(expandAudiences(options.audiences))
   const { keys, maxTokenBytes } = options
+  const clockSkewMs = options.clockSkewMs ?? 300_000
   const accepted = options.acceptedCache ? new AcceptedTokens(options.acceptedCache) : undefined
-  // Post-verification checks depend only on the payload and the key, and fast-jwt's cache hands back the
-  // same payload object for the same token: remember their outcome per object (and let GC forget it).
-  const checked = new WeakMap<object, Identity | Rejection>()
-
-  function classifyClaimError (payload: Record<string, unknown>, issuer: string): Rejection {
-    if (typeof payload.aud !== 'string' || !audiences.has(payload.aud)) return invalid('wrong_audience', 'the token is not for this audience')
-    if (payload.iss !== issuer) return invalid('wrong_issuer', 'the token issuer is not accepted')
-    return invalid('invalid_claim', 'a token claim has the wrong type or value')
-  }
-
-  function mapTokenError (error: unknown, payload: Record<string, unknown>, issuer: string, signature: string): Rejection {
-    switch ((error as TokenError).code) {
-      case 'FAST_JWT_INVALID_SIGNATURE':
-        // fast-jwt reports a signature outside the base64url alphabet as invalid; it is malformed.
-        return SEGMENT.test(signature) ? invalid('bad_signature', 'the token signature is invalid') : invalid('malformed', 'the token is not a signed JWT')
-      case 'FAST_JWT_EXPIRED': return invalid('expired', 'the token expired')
-      case 'FAST_JWT_INACTIVE': return invalid('not_yet_valid', 'the token is not valid yet')
-      case 'FAST_JWT_MISSING_REQUIRED_CLAIM': return invalid('missing_claim', 'the token lacks a required claim')
-      case 'FAST_JWT_INVALID_CLAIM_TYPE':
-      case 'FAST_JWT_INVALID_CLAIM_VALUE': return classifyClaimError(payload, issuer)
-      case 'FAST_JWT_INVALID_ALGORITHM': return invalid('unsupported_alg', 'the token must be signed with RS256')
-      default: return invalid('malformed', 'the token is malformed')
-    }
-  }
 
   /** The Entra rules fast-jwt cannot express, on a payload whose signature and standard claims passed. */
   function checkEntraRules (payload: Record<string, unknown>, payloadJson: string, issuer: string, tid: string, version: TokenVersion): Identity | Rejection {
@@ -394,7 +422,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     const tid = claims.tid
     if (tid === undefined) return invalid('missing_claim', 'the token lacks a required claim')
     if (typeof tid !== 'string' || !GUID.test(tid)) return invalid('invalid_claim', 'a token claim has the wrong type or value')
-    if (!tenants.has(tid)) return invalid('wrong_tenant', 'the token tenant is not accepted')
+    if (!anyTenant && !tenants.has(tid)) return invalid('wrong_tenant', 'the token tenant is not accepted')
     const ver = claims.ver
     if (ver === undefined) return invalid('missing_claim', 'the token lacks a required claim')
     if (typeof ver !== 'string' || !versions.has(ver)) return invalid('wrong_version', 'the token version is not accepted')
@@ -404,6 +432,13 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     }
 
     let lookup = keys.find(tid, version, kid)
+    if (lookup.state === 'unknown_tenant') {
+      const loaded = keys.loadTenant ? await keys.loadTenant(tid, version, kid, token) : 'unknown_key'
+      if (loaded === 'unknown_key') return invalid('unknown_key', 'the signature key was not found')
+      if (loaded === 'bad_signature') return invalid('bad_signature', 'the token signature is invalid')
+      lookup = keys.find(tid, version, kid)
+      if (lookup.state === 'unknown_tenant') lookup = { state: 'not_loaded', retryAfterSeconds: 1 }
+    }
     if (lookup.state === 'unknown') {
       await keys.refreshForUnknownKid(tid, version)
       lookup = keys.find(tid, version, kid)
@@ -411,20 +446,19 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (lookup.state === 'not_loaded') {
       return reject(503, 'keys_unavailable', 'the signing keys are not available yet', { retryAfterSeconds: lookup.retryAfterSeconds })
     }
-    if (lookup.state === 'unknown') return invalid('unknown_key', 'the signature key was not found')
+    if (lookup.state === 'unknown' || lookup.state === 'unknown_tenant') return invalid('unknown_key', 'the signature key was not found')
 
     const { key, issuer, keyIssuer } = lookup
-    let outcome
-    try {
-      outcome = key.verify(token)
-    } catch (error) {
-      return mapTokenError(error, claims, issuer, rawSignature)
+    if (!key.signatureValid(token)) return invalid('bad_signature', 'the token signature is invalid')
+    // The payload decoded above is the one signed: from here on its claims are the issuer's.
+    for (const name of REQUIRED_CLAIMS[version]) {
+      if (!(name in claims)) return invalid('missing_claim', 'the token lacks a required claim')
     }
-    let result = checked.get(outcome.payload)
-    if (result === undefined) {
-      result = checkEntraRules(outcome.payload, payloadJson, issuer, tid, version)
-      checked.set(outcome.payload, result)
-    }
+    // RFC 7519 §4.1.4-5 with Microsoft's clock skew; both are NumericDates in range (checked above).
+    const now = Date.now()
+    if (now < (claims.nbf as number) * 1000 - clockSkewMs) return invalid('not_yet_valid', 'the token is not valid yet')
+    if (now > (claims.exp as number) * 1000 + clockSkewMs) return invalid('expired', 'the token expired')
+    const result = checkEntraRules(claims, payloadJson, issuer, tid, version)
     if ('ok' in result) return result
     // Signing-key issuer validation (EnableAadSigningKeyIssuerValidation, IDX40005): a key whose v2 JWKS
     // entry names an issuer signs only for it, {tenantid} read as the token's tid; Microsoft also lets it
@@ -434,8 +468,8 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
       const expected = keyIssuer.replaceAll('{tenantid}', tid)
       if (expected !== result.claims.iss && expected !== lookup.v2Issuer) return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
     }
-    accepted?.set(token, { identity: result, key, tid, version, kid, keyIssuer })
-    return { ok: true, identity: result, fromCache: outcome.fromCache }
+    accepted?.set(token, { identity: result, bytes: acceptedEntryBytes(token, payloadJson), key, tid, version, kid, keyIssuer })
+    return { ok: true, identity: result, fromCache: false }
   }
 }
 

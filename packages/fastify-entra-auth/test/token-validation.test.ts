@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { verify as cryptoVerify } from 'node:crypto'
 import { describe, test } from 'node:test'
 import { createVerifier } from 'fast-jwt'
 import type { KeyLookup, SigningKey } from '../src/key-store.ts'
@@ -16,7 +17,15 @@ function signingKey (key: TestKey): SigningKey {
     requiredClaims: ['iss', 'aud', 'exp', 'nbf', 'iat', 'tid', 'oid', 'sub', 'ver', 'azp'],
     clockTolerance: 300_000
   })
-  return { kid: key.kid, issuer: key.jwksIssuer, verify: (token) => ({ payload: verify(token) as Record<string, unknown>, fromCache: false }) }
+  return {
+    kid: key.kid,
+    issuer: key.jwksIssuer,
+    signatureValid: (token) => {
+      const dot = token.lastIndexOf('.')
+      return cryptoVerify('sha256', Buffer.from(token.slice(0, dot)), key.publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))
+    },
+    verify: (token) => ({ payload: verify(token) as Record<string, unknown>, fromCache: false })
+  }
 }
 
 class Keys implements KeyProvider {

@@ -101,6 +101,15 @@ export class TestAuthority {
   readonly appKeys = new Map<string, TestKey[]>()
   /** The origin the discovery documents name in jwks_uri (undefined: the origin the request came to). */
   jwksOrigin: string | undefined
+  /** Keys served for any tenant id not published explicitly (a GUID), as if every tenant existed. */
+  anyTenantKeys: TestKey[] | undefined
+
+  private stateOf (tenant: string): TenantState | undefined {
+    const state = this.tenants.get(tenant)
+    if (state !== undefined || this.anyTenantKeys === undefined || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(tenant)) return state
+    return { v1: this.anyTenantKeys, v2: this.anyTenantKeys }
+  }
+
   fault: Fault = null
   /** Which documents the fault applies to. */
   faultTargets: Array<'discovery' | 'jwks'> = ['discovery', 'jwks']
@@ -118,11 +127,12 @@ export class TestAuthority {
           if (this.fault.kind === 'garbage') return reply.type('text/html').send('<html>503 Service Unavailable</html>')
           return reply.code(this.fault.status).type('text/html').send('<html>error</html>')
         }
-        if (!this.tenants.has(request.params.tenant)) return reply.code(400).send({ error: 'invalid_tenant' })
+        if (!this.stateOf(request.params.tenant)) return reply.code(400).send({ error: 'invalid_tenant' })
         return body(request.params.tenant, `${request.protocol}://${request.host}`, request.query.appid)
       }
     const discovery = (version: '1.0' | '2.0') => (tenant: string, host: string, appId: string | undefined) => ({
-      issuer: version === '2.0' ? v2Issuer(tenant) : v1Issuer(tenant),
+      // The tenant-independent documents name the {tenantid} template, as Entra's /common ones do.
+      issuer: (version === '2.0' ? v2Issuer : v1Issuer)(tenant === 'common' ? '{tenantid}' : tenant),
       jwks_uri: `${this.jwksOrigin ?? host}/${tenant}/discovery/${version === '2.0' ? 'v2.0/' : ''}keys${appId === undefined ? '' : `?appid=${appId}`}`,
       id_token_signing_alg_values_supported: ['RS256']
     })
@@ -131,10 +141,10 @@ export class TestAuthority {
     this.app.get<Route>('/:tenant/v2.0/.well-known/openid-configuration', serve('discovery', '2.0', discovery('2.0')))
     this.app.get<Route>('/:tenant/.well-known/openid-configuration', serve('discovery', '1.0', discovery('1.0')))
     this.app.get<Route>('/:tenant/discovery/v2.0/keys', serve('jwks', '2.0', (tenant, _host, appId) => ({
-      keys: withAppKeys((this.tenants.get(tenant) as TenantState).v2, appId).map((key) => ({ ...publicJwk(key), ...(key.jwksIssuer ? { issuer: key.jwksIssuer } : {}) }))
+      keys: withAppKeys((this.stateOf(tenant) as TenantState).v2, appId).map((key) => ({ ...publicJwk(key), ...(key.jwksIssuer ? { issuer: key.jwksIssuer } : {}) }))
     })))
     this.app.get<Route>('/:tenant/discovery/keys', serve('jwks', '1.0', (tenant, _host, appId) => ({
-      keys: withAppKeys((this.tenants.get(tenant) as TenantState).v1, appId).map((key) => publicJwk(key))
+      keys: withAppKeys((this.stateOf(tenant) as TenantState).v1, appId).map((key) => publicJwk(key))
     })))
   }
 

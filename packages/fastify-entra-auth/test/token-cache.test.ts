@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict'
+import { verify as cryptoVerify } from 'node:crypto'
+import { describe, test } from 'node:test'
+import type { KeyLookup, SigningKey } from '../src/key-store.ts'
+import { resolveOptions } from '../src/options.ts'
+import { acceptedEntryBytes, createTokenValidator, type KeyProvider, type TokenVersion } from '../src/token-validation.ts'
+import { API_CLIENT_ID, TENANT, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
+
+/*
+ * The one verified-token cache (accepted tokens by text and signing key): bounded by entries and by
+ * bytes, never holding a rejection, and letting go of a token as soon as its key leaves the key store.
+ * Each test counts signature checks, which is what a cache hit saves.
+ */
+
+class CountingKeys implements KeyProvider {
+  readonly keys = new Map<string, SigningKey>()
+  checks = 0
+  add (key: TestKey): void {
+    this.keys.set(key.kid, {
+      kid: key.kid,
+      issuer: key.jwksIssuer,
+      signatureValid: (token) => {
+        this.checks++
+        const dot = token.lastIndexOf('.')
+        return cryptoVerify('sha256', Buffer.from(token.slice(0, dot)), key.publicKey, Buffer.from(token.slice(dot + 1), 'base64url'))
+      },
+      verify: () => { throw new Error('the validator must not call the diagnostic verifier') }
+    })
+  }
+
+  find (_tenant: string, _version: TokenVersion, kid: string): KeyLookup {
+    const key = this.keys.get(kid)
+    return key ? { state: 'found', key, issuer: v2Issuer(TENANT), keyIssuer: key.issuer, v2Issuer: v2Issuer(TENANT) } : { state: 'unknown' }
+  }
+
+  async refreshForUnknownKid (): Promise<void> {}
+}
+
+const validator = (keys: KeyProvider, cache: { size: number, maxBytes?: number }) => createTokenValidator({
+  tenants: [TENANT],
+  versions: ['2.0'],
+  audiences: [API_CLIENT_ID],
+  maxTokenBytes: 8192,
+  keys,
+  acceptedCache: { ...cache, ttlMs: 600_000, clockToleranceMs: 300_000 }
+})
+
+const payloadJson = (token: string) => Buffer.from(token.split('.')[1] as string, 'base64url').toString()
+
+describe('the verified-token cache', () => {
+  const a = createTestKey()
+  const tokens = Array.from({ length: 6 }, (_, i) => mint(a, appClaims({ uti: `token-${i}` })))
+
+  test('a repeated token is answered from the cache, without a signature check', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 10 })
+    const first = await validate(tokens[0] as string)
+    const second = await validate(tokens[0] as string)
+    assert.ok(first.ok && !first.fromCache)
+    assert.ok(second.ok && second.fromCache)
+    assert.equal(second.identity, first.identity, 'the same frozen identity')
+    assert.equal(keys.checks, 1)
+  })
+
+  test('bounded by entries: the oldest goes first', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 2 })
+    for (const token of tokens.slice(0, 3)) await validate(token)
+    assert.equal(keys.checks, 3)
+    assert.ok((await validate(tokens[2] as string)).ok)
+    assert.ok((await validate(tokens[1] as string)).ok)
+    assert.equal(keys.checks, 3, 'the two newest are held')
+    await validate(tokens[0] as string)
+    assert.equal(keys.checks, 4, 'the oldest was evicted')
+  })
+
+  test('bounded by bytes: entries counted by acceptedEntryBytes, the oldest go first; one larger than the bound is not kept', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const entry = acceptedEntryBytes(tokens[0] as string, payloadJson(tokens[0] as string))
+    assert.ok(entry > (tokens[0] as string).length, `an entry counts more than its token: ${entry}`)
+    // Room for two entries (tokens differ by a character at most), with 1,000 entries allowed.
+    const validate = validator(keys, { size: 1000, maxBytes: 2 * entry + 10 })
+    for (const token of tokens.slice(0, 3)) await validate(token)
+    await validate(tokens[2] as string)
+    await validate(tokens[1] as string)
+    assert.equal(keys.checks, 3, 'the two newest are held')
+    await validate(tokens[0] as string)
+    assert.equal(keys.checks, 4, 'the oldest was evicted for bytes')
+
+    const tiny = new CountingKeys()
+    tiny.add(a)
+    const validateTiny = validator(tiny, { size: 1000, maxBytes: entry - 1 })
+    assert.ok((await validateTiny(tokens[0] as string)).ok)
+    assert.ok((await validateTiny(tokens[0] as string)).ok)
+    assert.equal(tiny.checks, 2, 'nothing cached')
+  })
+
+  test('a rejection is never remembered, and forged tokens cannot evict an accepted one', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const forger = createTestKey({ kid: a.kid })
+    const validate = validator(keys, { size: 1 })
+    assert.ok((await validate(tokens[0] as string)).ok)
+    const forged = mint(forger, appClaims({ uti: 'forged' }))
+    for (let i = 0; i < 3; i++) {
+      const result = await validate(forged)
+      assert.deepEqual(result.ok ? null : result.reason, 'bad_signature')
+    }
+    assert.equal(keys.checks, 4, 'each forged request is checked again')
+    const again = await validate(tokens[0] as string)
+    assert.ok(again.ok && again.fromCache, 'the accepted token is still held')
+  })
+
+  test('a key that leaves the key store takes its tokens with it, even with the same kid back under another key', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 10 })
+    assert.ok((await validate(tokens[0] as string)).ok)
+    keys.keys.delete(a.kid)
+    const gone = await validate(tokens[0] as string)
+    assert.deepEqual(gone.ok ? null : gone.reason, 'unknown_key')
+    // Another key published under the same kid: the cached acceptance must not survive it.
+    keys.add(createTestKey({ kid: a.kid }))
+    const replaced = await validate(tokens[0] as string)
+    assert.deepEqual(replaced.ok ? null : replaced.reason, 'bad_signature')
+  })
+
+  test('size 0 turns the cache off', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 0 })
+    await validate(tokens[0] as string)
+    const second = await validate(tokens[0] as string)
+    assert.ok(second.ok && !second.fromCache)
+    assert.equal(keys.checks, 2)
+  })
+
+  test('tokenCache.maxBytes: 8 MiB by default, at least 64 KiB', () => {
+    const base = { tenants: [TENANT], audiences: [API_CLIENT_ID] }
+    assert.equal(resolveOptions(base).tokenCache.maxBytes, 8 * 1024 * 1024)
+    assert.equal(resolveOptions({ ...base, tokenCache: { maxBytes: 65_536 } }).tokenCache.maxBytes, 65_536)
+    assert.throws(() => resolveOptions({ ...base, tokenCache: { maxBytes: 1000 } }), /tokenCache\.maxBytes/)
+  })
+})
