@@ -15,6 +15,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { decodeJwt } from 'jose'
 import { startMockImds, type MockImds } from '../../scripts/lib/mock-imds.ts'
+import { waitReady } from '../../bench/lib/processes.ts'
 import { apiEnv, startService, type RunningService } from '../../scripts/lib/processes.ts'
 import { loadTenantFile } from '../../packages/mock-imds/src/index.ts'
 import { resultOf, runDriver as run, summary, type Outcome, type Plan, type Scenario, type ScenarioResult } from './plan.ts'
@@ -29,20 +30,36 @@ const v1Resource = 'api://conformance-v1'
 const identityHeader = 'conformance-identity-header'
 const quickRetries = { maxRetries: 1, retryDelayInMs: 50 }
 
-let mock: MockImds
-let api: RunningService
-let jose: JoseValidator
+/** A mock-imds answering as one platform, with the api and jose validating against its keys. */
+interface Backend { mock: MockImds, api: RunningService, jose: JoseValidator }
 
-before(async () => {
-  mock = await startMockImds({ env: { MOCK_IMDS_TENANT_FILE: tenantFile, MOCK_IMDS_IDENTITY_HEADER: identityHeader } })
-  api = await startService('api', {
+async function startBackend (platform: 'vm' | 'app-service'): Promise<Backend> {
+  const mock = await startMockImds({ env: { MOCK_IMDS_TENANT_FILE: tenantFile, MOCK_IMDS_IDENTITY_HEADER: identityHeader, MOCK_IMDS_PLATFORM: platform } })
+  const api = await startService('api', {
     env: apiEnv(mock.url, tenant.tenantId, [v2App.appId, v1App.appId, v1Resource].join(','))
-  })
-  jose = new JoseValidator(mock.url, tenant.tenantId)
+  }).catch(async (error: unknown) => { await mock.stop(); throw error })
+  // Listening is not ready: the api answers 503 until it holds the mock's keys.
+  await waitReady(api.url).catch(async (error: unknown) => { await api.stop(); await mock.stop(); throw error })
+  return { mock, api, jose: new JoseValidator(mock.url, tenant.tenantId) }
+}
+
+// IMDS is a VM's (the platform's default); the identity endpoint is App Service's here, whose
+// answers the scenarios below expect (Container Apps' differences: packages/mock-imds/test/platforms.test.ts).
+let vm: Backend
+let appService: Backend
+let mock: MockImds
+before(async () => {
+  // One after the other: a backend that fails to start must not leave the other running.
+  vm = await startBackend('vm')
+  appService = await startBackend('app-service')
+  mock = vm.mock
 })
 after(async () => {
-  await api?.stop()
-  await mock?.stop()
+  for (const backend of [vm, appService]) {
+    if (!backend) continue
+    await backend.api.stop()
+    await backend.mock.stop()
+  }
 })
 
 /** Runs a flavour and lists what it measured in the test's diagnostics (shown by the spec reporter). */
@@ -53,7 +70,7 @@ async function runDriver (t: TestContext, env: Record<string, string>, plan: Pla
 }
 
 const imdsEnv = () => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: mock.url })
-const identityEnv = (header = identityHeader) => ({ IDENTITY_ENDPOINT: `${mock.url}/msi/token`, IDENTITY_HEADER: header })
+const identityEnv = (header = identityHeader) => ({ IDENTITY_ENDPOINT: `${appService.mock.url}/msi/token`, IDENTITY_HEADER: header })
 
 function tokenOf (outcome: Outcome | undefined): string {
   assert.ok(outcome?.ok, `expected a token, got ${outcome?.errorName}: ${outcome?.errorMessage}`)
@@ -68,8 +85,11 @@ function failureOf (result: ScenarioResult): Outcome {
 
 interface Expected { identity: typeof system, version: '1.0' | '2.0', resource: string, roles?: string[] }
 
+/** A token of the VM backend (IMDS, and HTTP_PROXY to 169.254.169.254). */
+const assertValidToken = (token: string, expected: Expected) => assertValidTokenOf(token, expected, vm)
+
 /** The token is shaped like Entra's and both validators accept it (the api: 403 without the role). */
-async function assertValidToken (token: string, expected: Expected) {
+async function assertValidTokenOf (token: string, expected: Expected, { api, jose }: Backend) {
   const audience = expected.version === '2.0' ? v2App.appId : expected.resource
   const claims = await jose.verify(token, audience)
   assert.equal(claims.ver, expected.version)
@@ -140,6 +160,8 @@ function identityScenarios (kind: 'mi' | 'dac'): Scenario[] {
 
 /** What the real service makes @azure/identity do, whichever credential and protocol. */
 async function assertIdentityFlavour (results: Map<string, ScenarioResult>, kind: 'mi' | 'dac', protocol: 'imds' | 'identity') {
+  const backend = protocol === 'imds' ? vm : appService
+  const assertValidToken = (token: string, expected: Expected) => assertValidTokenOf(token, expected, backend)
   const errorName = kind === 'mi' ? 'CredentialUnavailableError' : 'AggregateAuthenticationError'
 
   const systemResult = resultOf(results, 'system')
@@ -173,7 +195,8 @@ async function assertIdentityFlavour (results: Map<string, ScenarioResult>, kind
     assert.match(failure.errorMessage ?? '', text, name)
     return failure
   }
-  const notFound = described('unknown identity', /Identity not found/)
+  // IMDS's words, or App Service's for every identity it cannot load.
+  const notFound = described('unknown identity', protocol === 'imds' ? /Identity not found/ : /Unable to load the proper Managed Identity\./)
   described('unknown resource', /AADSTS500011: The resource principal named api:\/\/not-registered was not found/)
   described('role assignment required', /AADSTS501051/)
   if (kind === 'mi') {
@@ -223,7 +246,7 @@ describe('@azure/identity ManagedIdentityCredential', () => {
   })
 
   test('over the identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', async (t) => {
-    const results = await runDriver(t, identityEnv(), { adminUrl: mock.admin.url, scenarios: identityScenarios('mi') })
+    const results = await runDriver(t, identityEnv(), { adminUrl: appService.mock.admin.url, scenarios: identityScenarios('mi') })
     await assertIdentityFlavour(results, 'mi', 'identity')
     // App Service's error shape carries a correlation id, which the SDK shows.
     assert.match(failureOf(resultOf(results, 'unknown identity')).errorMessage ?? '', /Correlation ID: [0-9a-f-]{36}/)
@@ -231,7 +254,7 @@ describe('@azure/identity ManagedIdentityCredential', () => {
 
   test('a wrong IDENTITY_HEADER: 401, not retried, reported', async (t) => {
     const results = await runDriver(t, identityEnv('not-the-secret'), {
-      adminUrl: mock.admin.url,
+      adminUrl: appService.mock.admin.url,
       scenarios: [{ name: 'wrong header', credential: { kind: 'mi' }, resource: v2() }]
     })
     const result = resultOf(results, 'wrong header')
@@ -279,7 +302,7 @@ describe('@azure/identity DefaultAzureCredential', () => {
   })
 
   test('over the identity endpoint', async (t) => {
-    const results = await runDriver(t, { ...identityEnv(), ...chain }, { adminUrl: mock.admin.url, scenarios: identityScenarios('dac') })
+    const results = await runDriver(t, { ...identityEnv(), ...chain }, { adminUrl: appService.mock.admin.url, scenarios: identityScenarios('dac') })
     await assertIdentityFlavour(results, 'dac', 'identity')
   })
 })
@@ -326,7 +349,8 @@ describe('MSAL Node ManagedIdentityApplication, directly', () => {
     { name: '429 once', faults: [{ target: 'token', mode: 'status', status: 429, count: 1 }], credential: { kind: 'msal' }, resource: v2('/c') }
   ]
 
-  async function assertMsal (results: Map<string, ScenarioResult>) {
+  async function assertMsal (results: Map<string, ScenarioResult>, protocol: 'imds' | 'identity' = 'imds') {
+    const assertValidToken = (token: string, expected: Expected) => assertValidTokenOf(token, expected, protocol === 'imds' ? vm : appService)
     const systemResult = resultOf(results, 'system')
     assert.equal(systemResult.requests, 1)
     assert.equal(tokenOf(systemResult.outcomes[1]), tokenOf(systemResult.outcomes[0]))
@@ -337,7 +361,7 @@ describe('MSAL Node ManagedIdentityApplication, directly', () => {
     const notFound = resultOf(results, 'unknown identity')
     assert.equal(notFound.requests, 1)
     assert.equal(failureOf(notFound).errorName, 'ServerError')
-    assert.match(failureOf(notFound).errorMessage ?? '', /Identity not found/)
+    assert.match(failureOf(notFound).errorMessage ?? '', protocol === 'imds' ? /Identity not found/ : /Unable to load the proper Managed Identity\./)
     // MSAL's own retry policies (which @azure/identity switches off) retry 5xx and, unlike the
     // Azure pipeline, a 429 without Retry-After too: one retry after about 1 s.
     for (const name of ['500 once', '429 once']) {
@@ -367,8 +391,8 @@ describe('MSAL Node ManagedIdentityApplication, directly', () => {
   })
 
   test('over the identity endpoint', async (t) => {
-    const results = await runDriver(t, identityEnv(), { adminUrl: mock.admin.url, scenarios: msalScenarios() })
-    await assertMsal(results)
+    const results = await runDriver(t, identityEnv(), { adminUrl: appService.mock.admin.url, scenarios: msalScenarios() })
+    await assertMsal(results, 'identity')
   })
 })
 
