@@ -1,11 +1,11 @@
 import { ManagedIdentityCredential, type TokenCredentialOptions } from '@azure/identity'
 import type { AccessToken, TokenCredential } from '@azure/core-auth'
 import { createDefaultHttpClient, type HttpClient, type PipelineRequest } from '@azure/core-rest-pipeline'
-import { classifyCredentialError, defaultHints, parseRetryAfter, type FailureHints } from './errors.ts'
+import { classifyCredentialError, parseRetryAfter, type FailureHints } from './errors.ts'
 
 /** One HTTP exchange with the identity endpoint: its status, or why none came back. */
 export type Exchange =
-  | { status: number, retryAfterMs: number | undefined }
+  | { status: number, retryAfterMs: number | undefined, body?: string | undefined }
   | { status: 'timeout' | 'unreachable' }
 
 /** One call of the SDK's getToken and the HTTP exchanges it made (none when the SDK answered from its cache). */
@@ -73,7 +73,13 @@ const sharedHttpClient: HttpClient = {
     let exchange: Exchange = { status: 'unreachable' }
     try {
       const response = await innerClient.sendRequest(request)
-      exchange = { status: response.status, retryAfterMs: parseRetryAfter(response.headers) }
+      // An error body is kept (its first 4 KiB) so that it is classified by what it says, not by
+      // what MSAL made of it.
+      exchange = {
+        status: response.status,
+        retryAfterMs: parseRetryAfter(response.headers),
+        body: response.status >= 400 ? response.bodyAsText?.slice(0, 4096) ?? '' : undefined
+      }
       return response
     } catch (error) {
       // The SDK's client ends a request past its timeout with an AbortError; MSAL then reports
@@ -103,11 +109,11 @@ const resourceOf = (scope: string) => scope.replace(/\/\.default$/, '')
 export class ManagedIdentityEndpoint implements AttemptSource {
   readonly #credential: ManagedIdentityCredential
   readonly #identity: string | undefined
-  readonly #hints: FailureHints
+  readonly #hints: Partial<FailureHints>
   readonly #onExchange: (result: 'success' | 'failure') => void
 
-  constructor (options: { selector: IdentitySelector, hints?: FailureHints | undefined, onExchange?: ((result: 'success' | 'failure') => void) | undefined }) {
-    this.#hints = options.hints ?? defaultHints
+  constructor (options: { selector: IdentitySelector, hints?: Partial<FailureHints> | undefined, onExchange?: ((result: 'success' | 'failure') => void) | undefined }) {
+    this.#hints = options.hints ?? {}
     this.#onExchange = options.onExchange ?? (() => {})
     const common: TokenCredentialOptions = { retryOptions: { maxRetries: 0 }, httpClient: sharedHttpClient }
     const { selector } = options
@@ -144,6 +150,7 @@ export class ManagedIdentityEndpoint implements AttemptSource {
       throw classifyCredentialError(error, {
         timedOut: timedOut || last?.status === 'timeout',
         answeredStatus: typeof last?.status === 'number' ? last.status : undefined,
+        answeredBody: last && 'body' in last ? last.body : undefined,
         retryAfterMs: last && 'retryAfterMs' in last ? last.retryAfterMs : undefined
       }, this.#hints)
     } finally {
@@ -160,9 +167,9 @@ export class ManagedIdentityEndpoint implements AttemptSource {
  */
 export class CredentialEndpoint implements AttemptSource {
   readonly #credential: TokenCredential
-  readonly #hints: FailureHints
+  readonly #hints: Partial<FailureHints>
 
-  constructor (credential: TokenCredential, hints: FailureHints = defaultHints) {
+  constructor (credential: TokenCredential, hints: Partial<FailureHints> = {}) {
     this.#credential = credential
     this.#hints = hints
   }

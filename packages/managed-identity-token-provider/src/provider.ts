@@ -1,8 +1,8 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth'
 import { CredentialEndpoint, ManagedIdentityEndpoint, type AttemptSource, type IdentitySelector } from './endpoint.ts'
-import { TokenUnavailableError, defaultHints, type FailureHints } from './errors.ts'
+import { TokenUnavailableError, type FailureHints } from './errors.ts'
 import type { ManagedIdentityTokenProviderOptions } from './options.ts'
-import { ScopeTokens, type Logger, type ScopeSettings, type TokenProviderObserver } from './scope-tokens.ts'
+import { AttemptPace, ScopeTokens, type Logger, type ScopeSettings, type TokenProviderObserver } from './scope-tokens.ts'
 
 /** getToken's options: the `TokenCredential` ones, plus `forceRefresh`. */
 export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
@@ -51,6 +51,7 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
   readonly #maxScopes: number
   readonly #managedIdentity: boolean
   readonly #scopes = new Map<string, ScopeTokens>()
+  readonly #pace: AttemptPace
   #closed = false
 
   /** @throws TypeError for two identity selectors, or a selector next to `credential`; RangeError for a bad timing. */
@@ -61,7 +62,7 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
     const refreshFraction = fraction('refreshFraction', options.refreshFraction, 0.5)
     const refreshJitter = fraction('refreshJitter', options.refreshJitter, 0.25)
     if (refreshFraction + refreshJitter >= 1) throw new RangeError('ManagedIdentityTokenProvider: refreshFraction + refreshJitter must stay below 1 (a refresh after expiry is no refresh)')
-    const hints: FailureHints = { ...defaultHints, ...options.hints }
+    const hints: Partial<FailureHints> = { ...options.hints }
     this.#settings = {
       attemptTimeoutMs: positive('attemptTimeoutMs', options.attemptTimeoutMs, 5000),
       waitTimeoutMs: positive('waitTimeoutMs', options.waitTimeoutMs, 10_000),
@@ -75,6 +76,7 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
       hints
     }
     if (!(this.#settings.expiryMarginMs >= 0)) throw new RangeError(`ManagedIdentityTokenProvider: expiryMarginMs must be >= 0, got ${options.expiryMarginMs}`)
+    this.#pace = new AttemptPace(this.#settings.attemptTimeoutMs, this.#settings.acquisitionDeadlineMs)
     this.#maxScopes = options.maxScopes ?? 16
     this.#observer = options.observer ?? {}
     this.#log = options.logger ?? silent
@@ -155,7 +157,7 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
           reason: 'too_many_scopes', hint: 'raise maxScopes, or check that scopes are not built from request input', deploymentError: true
         })
       }
-      tokens = new ScopeTokens({ scopes: list, source: this.#source, settings: this.#settings, observer: this.#observer, log: this.#log })
+      tokens = new ScopeTokens({ scopes: list, source: this.#source, settings: this.#settings, pace: this.#pace, observer: this.#observer, log: this.#log })
       if (this.#closed) tokens.close()
       this.#scopes.set(key, tokens)
     }

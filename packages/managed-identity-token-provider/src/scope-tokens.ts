@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { AccessToken, GetTokenOptions } from '@azure/core-auth'
 import type { AttemptSource } from './endpoint.ts'
-import { IdentityEndpointError, TokenUnavailableError, failureOfStatus, type FailureHints } from './errors.ts'
+import { IdentityEndpointError, TokenUnavailableError, describeBody, failureOfStatus, hintFor, type FailureHints } from './errors.ts'
 
 /** The resolved timings of a provider, all in ms except the fractions. */
 export interface ScopeSettings {
@@ -14,7 +14,8 @@ export interface ScopeSettings {
   refreshFraction: number
   refreshJitter: number
   expiryMarginMs: number
-  hints: FailureHints
+  /** The app's own wording per reason (the built-in one otherwise). */
+  hints: Partial<FailureHints>
 }
 
 /**
@@ -62,6 +63,40 @@ export class AbortError extends Error {
 }
 
 /**
+ * How long an attempt may wait for the identity endpoint. A busy IMDS answers every request in
+ * seconds (scale sets under load: 6 s and more), so a fixed per-attempt timeout shorter than that
+ * would fail every attempt of an endpoint that works. Two rules keep the short timeout useful (a
+ * hung connection is found quickly) without ever making a slow endpoint unusable:
+ * - within an acquisition, an attempt that timed out is followed by one that may wait for the rest
+ *   of the acquisition deadline;
+ * - the short timeout holds only until a first success: from then on, a first attempt may wait
+ *   twice as long as the last successful one took (Azure's Go SDK likewise imposes its short IMDS
+ *   timeout only until IMDS has answered once: Azure/azure-sdk-for-go#22676, and then a 1-minute
+ *   TryTimeout, sdk/azidentity/managed_identity_client.go).
+ * One per provider: it is the endpoint that is slow, whichever scope asks.
+ */
+export class AttemptPace {
+  readonly #baseMs: number
+  readonly #maxMs: number
+  #learnedMs: number | undefined
+
+  constructor (baseMs: number, maxMs: number) {
+    this.#baseMs = baseMs
+    this.#maxMs = maxMs
+  }
+
+  /** The timeout of an acquisition's first attempt, in ms. */
+  firstAttemptMs (): number {
+    return this.#learnedMs ?? this.#baseMs
+  }
+
+  /** An attempt succeeded after `ms`. */
+  succeeded (ms: number): void {
+    this.#learnedMs = 2 * ms > this.#baseMs ? Math.min(this.#maxMs, 2 * ms) : undefined
+  }
+}
+
+/**
  * Tokens for one scope (or one set of scopes), closing the SDK's gaps:
  * - single flight: one acquisition at a time, shared by every waiting request and the refresher;
  * - deadlines: a request waits at most waitTimeoutMs (then TokenUnavailableError), an acquisition
@@ -88,8 +123,13 @@ export class ScopeTokens {
   #refreshTimer: NodeJS.Timeout | undefined
   #refreshAtMs: number | undefined
 
-  constructor (options: { scopes: string[], source: AttemptSource, settings: ScopeSettings, observer: TokenProviderObserver, log: Logger }) {
+  readonly #pace: AttemptPace
+  /** The attempt in flight, for the message of a request that stops waiting for it. */
+  #current: { attempt: number, startedAtMs: number, timeoutMs: number, nextAtMs?: number } | undefined
+
+  constructor (options: { scopes: string[], source: AttemptSource, settings: ScopeSettings, pace: AttemptPace, observer: TokenProviderObserver, log: Logger }) {
     this.#scopes = options.scopes
+    this.#pace = options.pace
     this.#source = options.source
     this.#settings = options.settings
     this.#observer = options.observer
@@ -150,12 +190,15 @@ export class ScopeTokens {
     return now < held.expiresOnMs - held.marginMs
   }
 
-  #unavailable (message: string, failure: IdentityEndpointError | undefined, retryAfterMs?: number): TokenUnavailableError {
+  #unavailable (message: string, failure: IdentityEndpointError | undefined, retryAfterMs?: number, fetching = false): TokenUnavailableError {
     const deploymentError = failure !== undefined && !failure.retryable
     return new TokenUnavailableError(message, {
       reason: failure?.reason ?? 'timeout',
-      hint: failure?.hint ?? 'the identity endpoint has not delivered a token yet; the acquisition goes on in the background',
+      hint: fetching || failure?.hint === undefined
+        ? 'the token is still being fetched: the acquisition goes on in the background, ask again later'
+        : failure.hint,
       deploymentError,
+      fetching,
       status: failure?.status,
       retryAfterMs: retryAfterMs ?? Math.max(1000, this.#retryNotBeforeMs - Date.now()),
       cause: failure
@@ -170,7 +213,16 @@ export class ScopeTokens {
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => {
         const last = this.#lastFailure
-        reject(this.#unavailable(`no token from the identity endpoint within ${waitTimeoutMs} ms${last ? `; last failure: ${last.message}` : ''}`, last))
+        const current = this.#current
+        const seconds = (ms: number) => Math.max(0, Math.round(ms / 1000))
+        const progress = current === undefined
+          ? ''
+          : current.nextAtMs === undefined
+            ? ` (attempt ${current.attempt} has waited ${seconds(Date.now() - current.startedAtMs)} s of up to ${seconds(current.timeoutMs)} s for the identity endpoint)`
+            : ` (attempt ${current.attempt + 1} starts in ${seconds(current.nextAtMs - Date.now())} s)`
+        reject(this.#unavailable(
+          `the token is still being fetched: no token from the identity endpoint within ${waitTimeoutMs} ms${progress}${last ? `; last failure: ${last.message}` : ''}`,
+          last, undefined, this.#inflight !== undefined))
       }, waitTimeoutMs)
       onAbort = () => { reject(new AbortError('getToken was aborted')) }
       signal?.addEventListener('abort', onAbort)
@@ -190,7 +242,7 @@ export class ScopeTokens {
   /** Single flight: every caller shares the acquisition in progress. */
   #acquire (): Promise<HeldToken> {
     if (!this.#inflight) {
-      const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined })
+      const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined; this.#current = undefined })
       // Waiters may all have timed out: the outcome is still recorded, and a failure schedules the
       // next acquisition in the background, so that a token is eventually held without a request.
       acquisition.catch((error: unknown) => { this.#scheduleAfterFailure(error) })
@@ -211,15 +263,20 @@ export class ScopeTokens {
       }
       await sleep(throttledForMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
     }
+    let timeoutMs = this.#pace.firstAttemptMs()
     for (let attempt = 0; ; attempt++) {
+      const attemptStarted = performance.now()
+      const attemptTimeoutMs = Math.max(1, Math.min(timeoutMs, deadlineMs - Date.now()))
+      this.#current = { attempt: attempt + 1, startedAtMs: Date.now(), timeoutMs: attemptTimeoutMs }
       try {
-        const held = this.#adopt(await this.#attemptOnce())
+        const held = this.#adopt(await this.#attemptOnce(attemptTimeoutMs))
+        this.#pace.succeeded(performance.now() - attemptStarted)
         finished('success')
         return held
       } catch (error) {
         const failure = error instanceof IdentityEndpointError
           ? error
-          : new IdentityEndpointError((error as Error).message, { reason: 'unknown', retryable: true, cause: error })
+          : new IdentityEndpointError((error as Error).message, { reason: 'unknown', retryable: true, hint: hintFor('unknown', this.#settings.hints), cause: error })
         this.#lastFailure = failure
         const refreshing = this.#held !== undefined && Date.now() < this.#held.expiresOnMs
         if (refreshing) this.#observer.refreshFailed?.()
@@ -232,11 +289,15 @@ export class ScopeTokens {
         }
         const delayMs = failure.retryAfterMs ?? Math.random() * Math.min(this.#settings.retryMaxDelayMs, this.#settings.retryBaseDelayMs * 2 ** attempt)
         if (failure.retryAfterMs !== undefined) this.#retryNotBeforeMs = Date.now() + failure.retryAfterMs
+        // An attempt we cut: the endpoint may be slow rather than gone, so the next one may wait
+        // for the rest of the deadline (a 408 is the endpoint's own answer, not a cut).
+        if (failure.reason === 'timeout' && failure.status === undefined) timeoutMs = Math.max(timeoutMs, deadlineMs - Date.now() - delayMs)
         if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
           this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
           finished('failure')
           throw failure
         }
+        this.#current = { ...this.#current!, nextAtMs: Date.now() + delayMs }
         // Expected while the endpoint recovers: the message, without a stack per attempt.
         this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), error: failure.message }, 'managed identity token: attempt failed, retrying')
         await sleep(delayMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
@@ -246,15 +307,15 @@ export class ScopeTokens {
   }
 
   /** One attempt, judged: a fresh token, or an IdentityEndpointError. */
-  async #attemptOnce (): Promise<AccessToken> {
-    const timeoutMs = this.#settings.attemptTimeoutMs
+  async #attemptOnce (timeoutMs: number): Promise<AccessToken> {
     let { token, exchanges } = await this.#source.attempt(this.#scopes, timeoutMs)
     // During its own proactive refresh (tokens over 2 h, past their half-life) MSAL swallows an
     // HTTP error and hands back its cached token; the exchange shows what really happened.
     const failed = exchanges.find((e) => e.status === 'timeout' || e.status === 'unreachable' || e.status >= 400)
     if (failed) {
-      if (typeof failed.status === 'number') throw failureOfStatus(failed.status, 'answered during the SDK\'s own refresh', failed.retryAfterMs, undefined, this.#settings.hints)
-      throw new IdentityEndpointError(`the identity endpoint is ${failed.status === 'timeout' ? 'not answering' : 'unreachable'}`, { reason: failed.status, retryable: true })
+      if (typeof failed.status === 'number') throw failureOfStatus(failed.status, `${describeBody(failed.body ?? '')} (during the SDK's own refresh)`, failed.retryAfterMs, undefined, this.#settings.hints)
+      throw new IdentityEndpointError(`the identity endpoint is ${failed.status === 'timeout' ? 'not answering' : 'unreachable'}`,
+        { reason: failed.status, retryable: true, hint: hintFor(failed.status, this.#settings.hints) })
     }
     // ...and when that refresh succeeds it still returns the old token, keeping the new one in its
     // cache: read it from there (no request).
@@ -266,7 +327,7 @@ export class ScopeTokens {
     const margin = this.#marginFor(token.expiresOnTimestamp - Date.now())
     if (!this.#isFresh({ expiresOnMs: token.expiresOnTimestamp, marginMs: margin })) {
       throw new IdentityEndpointError(`the identity endpoint handed out a token that expires in ${Math.round((token.expiresOnTimestamp - Date.now()) / 1000)} s`,
-        { reason: 'stale_token', retryable: true })
+        { reason: 'stale_token', retryable: true, hint: hintFor('stale_token', this.#settings.hints) })
     }
     return token
   }

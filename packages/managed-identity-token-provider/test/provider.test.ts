@@ -131,6 +131,31 @@ test('a hung credential: each attempt ends at attemptTimeoutMs and is retried', 
   assert.equal(credential.calls[0]!.options?.abortSignal?.aborted, true, 'the timed-out attempt was aborted')
 })
 
+test('a slow credential: a cut attempt is followed by one that may wait for the rest of the deadline, and after a success the first attempt waits long enough', async (t) => {
+  // Every answer takes 300 ms; the attempt timeout is 100 ms.
+  const credential = new ScriptedCredential(async (call) => { await delay(300); return token(`slow-${call}`) })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, attemptTimeoutMs: 100, acquisitionDeadlineMs: 3000 })
+  t.after(() => provider.close())
+  const first = await provider.getToken(scope)
+  assert.equal(first.token, 'slow-2', 'the first attempt was cut, the second waited')
+  assert.equal(credential.calls[0]!.options?.abortSignal?.aborted, true)
+  assert.equal(credential.calls[1]!.options?.abortSignal?.aborted, false)
+  // A new scope (a new acquisition): its first attempt may now wait twice the 300 ms it took.
+  assert.equal((await provider.getToken('api://other/.default')).token, 'slow-3')
+  assert.equal(credential.calls.length, 3, 'no attempt cut after the first success')
+})
+
+test('a wait that ends while an attempt is in flight says the token is still being fetched', async (t) => {
+  const credential = new ScriptedCredential(async () => { await delay(500); return token('late') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, attemptTimeoutMs: 2000, waitTimeoutMs: 100 })
+  t.after(() => provider.close())
+  const error = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+  assert.ok(error instanceof TokenUnavailableError)
+  assert.equal(error.fetching, true)
+  assert.match(error.message, /still being fetched.*attempt 1 has waited 0 s of up to 2 s/)
+  assert.match(error.hint, /still being fetched/)
+})
+
 test('the last good token is served while refreshes fail, and counted as refresh failures', async (t) => {
   // A 2 s token refreshed 100-150 ms in; every refresh fails.
   const credential = new ScriptedCredential(async (call) => { if (call > 1) throw httpError(503, 'down'); return token('first', 2000) })
