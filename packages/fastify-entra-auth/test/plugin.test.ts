@@ -64,7 +64,7 @@ test('metrics go to the registry passed, names unchanged; without one, to prom-c
   t.after(() => api.app.close())
   assert.equal((await api.get(`Bearer ${mint(key)}`)).statusCode, 200)
   const names = (await api.registry.getMetricsAsJSON()).map((metric) => metric.name).sort()
-  assert.deepEqual(names, ['auth_requests_total', 'auth_validation_duration_seconds', 'auth_verified_token_cache_total', 'jwks_keys', 'jwks_last_success_timestamp_seconds', 'jwks_refresh_total'])
+  assert.deepEqual(names, ['auth_requests_total', 'auth_validation_duration_seconds', 'auth_verified_token_cache_total', 'jwks_keys', 'jwks_last_success_timestamp_seconds', 'jwks_refresh_total', 'jwks_tenants'])
   assert.equal(await api.metric('auth_requests_total', { result: 'accepted', reason: 'none' }), 1)
   assert.equal(globalRegistry.getSingleMetric('auth_requests_total'), undefined, 'nothing leaked to the global register')
 
