@@ -237,12 +237,17 @@ export class KeyStore {
       }
     }
     if (!source.loaded || source.issuer === undefined) {
+      // A tenant loaded on use whose first fetch is still under way: the token waits for that fetch in
+      // loadTenant (single-flight) like the token that started it, instead of a 503 for every token of
+      // the tenant's first burst.
+      if (this.anyTenant && source.inflight !== undefined && this.held.has(tenant)) return { state: 'unknown_tenant' }
       return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil((source.nextAttemptAt - Date.now()) / 1000)) }
     }
     const key = source.keys.get(kid)
     if (!key) return { state: 'unknown' }
     const v2 = version === '2.0' ? source : this.sources.get(`${tenant}|2.0`)
     if (!v2?.loaded || v2.issuer === undefined) {
+      if (this.anyTenant && v2?.inflight !== undefined && this.held.has(tenant)) return { state: 'unknown_tenant' }
       return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil(((v2?.nextAttemptAt ?? 0) - Date.now()) / 1000)) }
     }
     const keyIssuer = version === '2.0' ? key.issuer : v2.keys.get(kid)?.issuer
