@@ -42,6 +42,8 @@ export interface SigningKey {
   readonly kid: string
   /** The JWK's issuer member (v2 JWKS), {tenantid} still in it; undefined for v1 keys, which carry none. */
   readonly issuer: string | undefined
+  /** The JWK's x5t member (Entra: the same thumbprint as kid); undefined when the JWK has none. */
+  readonly x5t?: string
   /**
    * RS256 (RFC 7518 §3.3: RSASSA-PKCS1-v1_5, SHA-256) over the token's signing input with this key, and
    * nothing else. The key is a KeyObject parsed from the JWK once; a forged signature is false, never a
@@ -250,8 +252,11 @@ export class KeyStore {
       if (this.anyTenant && v2?.inflight !== undefined && this.held.has(tenant)) return { state: 'unknown_tenant' }
       return { state: 'not_loaded', retryAfterSeconds: Math.max(1, Math.ceil(((v2?.nextAttemptAt ?? 0) - Date.now()) / 1000)) }
     }
-    const keyIssuer = version === '2.0' ? key.issuer : v2.keys.get(kid)?.issuer
-    return { state: 'found', key, issuer: source.issuer, keyIssuer, v2Issuer: v2.issuer }
+    // A v1 token's kid must be in the v2 JWKS too: its entry there is where the key's issuer is published,
+    // and Microsoft.Identity.Web verifies v1 tokens with the v2 keys only (IDX10503 otherwise).
+    const v2Entry = version === '2.0' ? key : v2.keys.get(kid)
+    if (v2Entry === undefined) return { state: 'unknown' }
+    return { state: 'found', key, issuer: source.issuer, keyIssuer: v2Entry.issuer, v2Issuer: v2.issuer }
   }
 
   /**
@@ -260,6 +265,8 @@ export class KeyStore {
    * costs one fetch per cooldown, and a real rotation is picked up by the first token that needs it.
    */
   async refreshForUnknownKid (tenant: string, version: TokenVersion): Promise<void> {
+    // A v1 token needs its kid in both JWKS (see find): refetch both, each under its own cooldown.
+    if (version === '1.0') await this.refreshForUnknownKid(tenant, '2.0')
     const source = this.sources.get(`${tenant}|${version}`)
     if (!source || !source.loaded) return
     if (source.inflight) {
@@ -437,7 +444,8 @@ export class KeyStore {
       if (jwk.kty !== 'RSA' || typeof jwk.n !== 'string' || typeof jwk.e !== 'string') continue
       if ((jwk.use !== undefined && jwk.use !== 'sig') || (jwk.alg !== undefined && jwk.alg !== 'RS256')) continue
       const issuer = typeof jwk.issuer === 'string' ? jwk.issuer : undefined
-      const fingerprint = `${jwk.n}.${jwk.e}.${issuer ?? ''}.${source.issuer}`
+      const x5t = typeof jwk.x5t === 'string' ? jwk.x5t : undefined
+      const fingerprint = `${jwk.n}.${jwk.e}.${issuer ?? ''}.${source.issuer}.${x5t ?? ''}`
       const existing = source.keys.get(jwk.kid)
       if (existing?.fingerprint === fingerprint) {
         // The same key stays the same object, and with it the tokens already accepted with it.
@@ -445,7 +453,7 @@ export class KeyStore {
         continue
       }
       const entry = this.buildKey(source, jwk.kid, jwk.n, jwk.e, issuer, fingerprint)
-      if (entry) next.set(jwk.kid, entry)
+      if (entry) next.set(jwk.kid, x5t === undefined ? entry : { ...entry, x5t })
     }
     // An empty answer is an outage, not a revocation of every key.
     if (next.size === 0) throw new FetchError('the JWKS has no usable RS256 signing key')

@@ -331,9 +331,23 @@ function wellFormed (value: unknown): boolean {
  * a signed 64-bit integer, as Microsoft.IdentityModel reads it (a long): JSON.parse reads 1e400 as
  * Infinity and 1e20 would mean "never expires".
  */
-export const NUMERIC_DATE_RANGE = Object.freeze({ min: -(2 ** 63), max: 2 ** 63 - 1024 })
+export const NUMERIC_DATE_RANGE = Object.freeze({ min: -(2 ** 63), max: 2 ** 63 })
+/** Exclusive bounds: -2^63 < value < 2^63, the set Microsoft.IdentityModel accepts (differential test, F8). */
 const isNumericDate = (value: unknown) =>
-  typeof value === 'number' && Number.isFinite(value) && value >= NUMERIC_DATE_RANGE.min && value <= NUMERIC_DATE_RANGE.max
+  typeof value === 'number' && Number.isFinite(value) && value > NUMERIC_DATE_RANGE.min && value < NUMERIC_DATE_RANGE.max
+
+/**
+ * Registered JWS header parameters that must be strings when present (RFC 7515 §4.1), whether or not
+ * they are used here: a token whose registered members have the wrong type is not a valid JWS, and
+ * Microsoft refuses it (IDX14102). alg, kid and typ are checked on their own.
+ */
+const STRING_HEADER_PARAMETERS = ['x5t', 'x5t#S256'] as const
+/**
+ * Claims that must be strings when present (RFC 7519 §4.1; OpenID Connect Core §2 for azp; Entra's
+ * access-token reference for appid, tid, oid, ver), whether or not the token's version uses them (a v1
+ * token with an object azp: IDX14101 at Microsoft).
+ */
+const STRING_CLAIMS = ['iss', 'sub', 'jti', 'azp', 'appid', 'tid', 'oid', 'ver'] as const
 
 function parseObject (json: string | undefined): Record<string, unknown> | undefined {
   if (json === undefined) return undefined
@@ -361,6 +375,9 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     // iss is the issuer of this tenant's OpenID configuration for this very ver, so iss, tid and ver are bound.
     if (payload.iss !== issuer || payload.tid !== tid || payload.ver !== version) return invalid('wrong_issuer', 'the token issuer is not accepted')
     if (repeatsAClaim(payloadJson)) return invalid('invalid_claim', 'the token repeats a claim')
+    for (const name of STRING_CLAIMS) {
+      if (payload[name] !== undefined && typeof payload[name] !== 'string') return invalid('invalid_claim', 'a token claim has the wrong type or value')
+    }
     const appId = version === '2.0' ? payload.azp : payload.appid
     if (typeof payload.oid !== 'string' || !GUID.test(payload.oid) || typeof payload.sub !== 'string' || payload.sub === '' ||
         typeof appId !== 'string' || appId === '' || typeof payload.iat !== 'number' ||
@@ -408,7 +425,11 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     const header = parseObject(decodeSegment(rawHeader))
     if (!header) return invalid('malformed', 'the token header is not a JSON object')
     if (header.alg !== 'RS256') return invalid('unsupported_alg', 'the token must be signed with RS256')
-    if (header.typ !== undefined && (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'jwt')) return invalid('malformed', 'the token type must be JWT')
+    // RFC 7515 §4.1.9: typ is a media type, compared case-insensitively, "application/" optional.
+    if (header.typ !== undefined && (typeof header.typ !== 'string' || header.typ.toLowerCase().replace(/^application\//, '') !== 'jwt')) return invalid('malformed', 'the token type must be JWT')
+    for (const name of STRING_HEADER_PARAMETERS) {
+      if (header[name] !== undefined && typeof header[name] !== 'string') return invalid('malformed', 'a token header parameter has the wrong type')
+    }
     for (const name of REFUSED_HEADER_PARAMETERS) {
       if (header[name] !== undefined) return invalid('malformed', 'the token header has a parameter that is not accepted')
     }
@@ -449,6 +470,10 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if (lookup.state === 'unknown' || lookup.state === 'unknown_tenant') return invalid('unknown_key', 'the signature key was not found')
 
     const { key, issuer, keyIssuer } = lookup
+    // A header x5t must name the same key as kid. Microsoft takes the first JWKS key whose id equals kid
+    // or x5t (JwtTokenUtilities.ResolveTokenSigningKey), so a token whose x5t names another key is refused
+    // there or not depending on the JWKS order (differential test); here it is always refused.
+    if (typeof header.x5t === 'string' && key.x5t !== undefined && header.x5t !== key.x5t) return invalid('unknown_key', 'the signature key was not found')
     if (!key.signatureValid(token)) return invalid('bad_signature', 'the token signature is invalid')
     // The payload decoded above is the one signed: from here on its claims are the issuer's.
     for (const name of REQUIRED_CLAIMS[version]) {

@@ -252,8 +252,21 @@ describe('issuer, tenant and version', () => {
     check(bearer(mint(msaKey, appClaims({}, '1.0'))), rejected('wrong_issuer')))
   test('a v1 token signed by a {tenantid} key passes through the v2 form of the tenant\'s issuer', () =>
     check(bearer(mint(entra, appClaims({}, '1.0'))), ACCEPTED))
-  test('a v1 token signed by a key of the v1 JWKS only: no key issuer to check, accepted', () =>
-    check(bearer(mint(v1OnlyKey, appClaims({}, '1.0'))), ACCEPTED))
+  test('differential F6: a v1 token signed by a key of the v1 JWKS only (no v2 entry, so no issuer to check): 401 unknown_key', () =>
+    check(bearer(mint(v1OnlyKey, appClaims({}, '1.0'))), rejected('unknown_key')))
+  test('differential F5: registered members of the wrong JSON type, used or not: x5t not a string, azp an object in a v1 token, jti a number', async () => {
+    for (const x5t of [true, 5, {}, []]) await check(bearer(mint(entra, appClaims(), { x5t })), rejected('malformed'))
+    await check(bearer(mint(entra, appClaims({ azp: {} }, '1.0'))), rejected('invalid_claim'))
+    await check(bearer(mint(entra, appClaims({ appid: 7 }))), rejected('invalid_claim'))
+    await check(bearer(mint(entra, appClaims({ jti: 12 }))), rejected('invalid_claim'))
+    await check(bearer(mint(entra, appClaims(), { 'x5t#S256': 5 })), rejected('malformed'))
+    await check(bearer(mint(entra, appClaims(), { 'x5t#S256': 'abc', x5t: entra.kid })), ACCEPTED)
+  })
+  test('differential F7: typ "application/jwt" is the media type JWT (RFC 7515 §4.1.9): accepted; "application/at+jwt" is not', async () => {
+    await check(bearer(mint(entra, appClaims(), { typ: 'application/jwt' })), ACCEPTED)
+    await check(bearer(mint(entra, appClaims(), { typ: 'Application/JWT' })), ACCEPTED)
+    await check(bearer(mint(entra, appClaims(), { typ: 'application/at+jwt' })), rejected('malformed'))
+  })
   test('unknown or unsupported ver', async () => {
     await check(bearer(mint(entra, appClaims({ ver: '3.0' }))), rejected('wrong_version'))
     await check(bearer(mint(entra, appClaims({ ver: 2 }))), rejected('wrong_version'))
@@ -386,8 +399,10 @@ describe('issue 12: NumericDate finite and in range (RFC 7519 §2; a signed 64-b
   })
   test('fractional NumericDates stay accepted (RFC 7519 §2)', () =>
     check(bearer(mint(entra, appClaims({ exp: now() + 3600.25, nbf: now() - 60.5, iat: now() - 60.75 }))), ACCEPTED))
-  test('the upper end of the range: exp 9e18 is a NumericDate (inside a signed 64-bit integer)', () =>
-    check(bearer(mint(entra, appClaims({ exp: 9e18 }))), ACCEPTED))
+  test('the upper end of the range: exp 9e18 and year 10000 are NumericDates (inside a signed 64-bit integer, as for Microsoft)', async () => {
+    await check(bearer(mint(entra, appClaims({ exp: 9e18 }))), ACCEPTED)
+    await check(bearer(mint(entra, appClaims({ exp: 253402300800 }))), ACCEPTED)
+  })
 })
 
 describe('issue 12: strings that are not Unicode', () => {
