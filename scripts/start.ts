@@ -13,7 +13,7 @@ const ports = { caller: port('CALLER_PORT', 3000), api: port('API_PORT', 3001), 
 const tenant = defaultTenant()
 const model = JSON.parse(readFileSync(new URL('../packages/mock-imds/src/default-tenant.json', import.meta.url), 'utf8')) as {
   managedIdentities: Array<{ type: string, clientId: string, principalId: string }>
-  applications: Array<{ appRoles: Array<{ value: string }> }>
+  applications: Array<{ appRoles: Array<{ id: string, value: string }>, servicePrincipal: { id: string } }>
 }
 const identity = model.managedIdentities.find((mi) => mi.type === 'SystemAssigned')
 
@@ -66,6 +66,7 @@ process.stdout.write([
   '',
   'Why would the api accept or refuse a token, and what to change? Run explain with the api\'s settings:',
   `  AUTH_TENANT_ID=${tenant.tenantId} AUTH_AUDIENCE=${tenant.apiClientId},${tenant.apiAppIdUri} AUTH_AUTHORITY_HOST=${stack.mockImds.url} \\`,
+  `  API_SP_ID=${model.applications[0]?.servicePrincipal.id} APP_ROLE_ID=${model.applications[0]?.appRoles[0]?.id} \\`,
   '    npm run -s explain -- --keys <token>     (or - to read it from stdin)',
   `  a token as the caller gets it: curl -s -H Metadata:true "${stack.mockImds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${tenant.apiAppIdUri}"`,
   '',

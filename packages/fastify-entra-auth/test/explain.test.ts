@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { runExplainCli } from '../src/explain/cli.ts'
 import type { ExplainReport } from '../src/explain/explain.ts'
-import { API_APP_ID_URI, API_CLIENT_ID, TENANT, appClaims, createTestKey, mint } from './helpers/authority.ts'
-import { CASES, startAppKeysAuthority, type Keys } from './fixtures/explain/cases.ts'
+import { API_APP_ID_URI, API_CLIENT_ID, CALLER_OBJECT_ID, TENANT, appClaims, createTestKey, mint } from './helpers/authority.ts'
+import { API_SP_ID, APP_ROLE_ID, CASES, startAppKeysAuthority, type Keys } from './fixtures/explain/cases.ts'
 
 /*
  * explain on its fixtures (one per failure kind of issue 14): the verdict (exit status, the api's status
@@ -98,8 +98,8 @@ describe('explain CLI', () => {
       [[], ENV, /no token given/],
       [[token, token], ENV, /exactly one token/],
       [['--bogus', token], ENV, /Unknown option '--bogus'/],
-      [[token], { AUTH_AUDIENCE: API_CLIENT_ID }, /--tenant <tenant id> or AUTH_TENANT_ID/],
-      [[token], { AUTH_TENANT_ID: TENANT }, /--audience .* or AUTH_AUDIENCE/],
+      [[token], { AUTH_AUDIENCE: API_CLIENT_ID }, new RegExp(`--tenant <tenant id> or AUTH_TENANT_ID \\(this token names tid ${TENANT}; the api's own setting is what counts\\)`)],
+      [[token], { AUTH_TENANT_ID: TENANT }, new RegExp(`--audience .* or AUTH_AUDIENCE \\(this token names aud ${API_CLIENT_ID};`)],
       [['--tenant', 'contoso', token], ENV, /tenants must be tenant ids/],
       [['--token-versions', '3.0', token], ENV, /AUTH_ACCEPTED_TOKEN_VERSIONS must list 1\.0 and\/or 2\.0/],
       [['--max-token-bytes', 'lots', token], ENV, /AUTH_MAX_TOKEN_BYTES must be a whole number/],
@@ -115,6 +115,13 @@ describe('explain CLI', () => {
       assert.equal(result.stdout, '')
       assertNoTokenText(result.stderr, token)
     }
+  })
+  test('a missing role against a local mock authority: the same assignment for the mock\'s tenant model too', async () => {
+    const result = await run(['--keys', '--authority-host', authority.url, '--api-sp-id', API_SP_ID, '--app-role-id', APP_ROLE_ID, mint(keys.entra, appClaims({ roles: undefined }))])
+    assert.equal(result.code, 1)
+    assert.ok(result.stdout.includes(`${authority.url} is not an Entra login host`), result.stdout)
+    assert.ok(result.stdout.includes(`{"principalId":"${CALLER_OBJECT_ID}","resourceId":"${API_SP_ID}","appRoleId":"${APP_ROLE_ID}"} in appRoleAssignments`), result.stdout)
+    assert.match(result.stdout, /^=> REFUSED: 403 missing_role: the fix is at the end$/m)
   })
   test('--help: usage on stdout, exit 0', async () => {
     const result = await run(['--help'])

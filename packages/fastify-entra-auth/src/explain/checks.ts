@@ -103,7 +103,9 @@ function memberNames (json: string): string[] {
 
 const show = (value: unknown) => value === undefined ? 'absent' : JSON.stringify(value)
 const isNumericDate = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value >= NUMERIC_DATE_RANGE.min && value <= NUMERIC_DATE_RANGE.max
-const time = (seconds: number) => Number.isFinite(seconds * 1000) && Math.abs(seconds) < 8.64e12 ? new Date(seconds * 1000).toISOString() : String(seconds)
+const time = (seconds: number) => Number.isFinite(seconds * 1000) && Math.abs(seconds) < 8.64e12 ? new Date(seconds * 1000).toISOString().replace('.000Z', 'Z') : String(seconds)
+/** A span of seconds for a reader: minutes up to two hours, then hours. */
+const span = (seconds: number) => Math.abs(seconds) < 7200 ? `${Math.round(seconds / 60)} min` : `${(seconds / 3600).toFixed(1)} h`
 
 /** Every check, in the api's order. */
 export function runChecks (token: string, decoded: DecodedToken, context: CheckContext): Check[] {
@@ -199,7 +201,7 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
   })
   add('exp', `exp is not earlier than now - ${skewSeconds} s clock skew`, () => {
     if (typeof c.exp !== 'number') return fail(typeError(), `exp ${show(c.exp)} is not a number`)
-    return nowSeconds <= c.exp + skewSeconds ? pass(`exp ${time(c.exp)} (in ${Math.round((c.exp - nowSeconds) / 60)} min)`) : fail('expired', `exp ${time(c.exp)}, ${Math.round((nowSeconds - c.exp) / 60)} min ago`)
+    return nowSeconds <= c.exp + skewSeconds ? pass(`exp ${time(c.exp)} (in ${span(c.exp - nowSeconds)})`) : fail('expired', `exp ${time(c.exp)}, ${span(nowSeconds - c.exp)} ago`)
   })
   add('aud', `aud is one string among the accepted audiences (${context.audiences.join(', ')})`, () =>
     typeof c.aud === 'string' && audiences.has(c.aud) ? pass(`aud ${c.aud}`) : fail('wrong_audience', `aud ${show(c.aud)}`))

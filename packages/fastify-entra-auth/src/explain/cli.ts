@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util'
 import { EntraAuthOptionsError } from '../options.ts'
 import type { TokenVersion } from '../token-validation.ts'
-import { ExplainInputError, explainToken, type ExplainOptions } from './explain.ts'
+import { decodeToken } from './checks.ts'
+import { ExplainInputError, explainToken, normalizeToken, type ExplainOptions } from './explain.ts'
 import { SETTING_NAMES } from './fixes.ts'
 import { renderText } from './render.ts'
 
@@ -103,8 +104,11 @@ export async function runExplainCli (argv: string[], env: NodeJS.ProcessEnv, io:
     const pick = (flag: string | undefined, name: keyof typeof SETTING_NAMES) => flag ?? (env[SETTING_NAMES[name].env] || undefined)
     const tenants = list(pick(values.tenant, 'tenants'))
     const audiences = list(pick(values.audience, 'audiences'))
-    if (!tenants?.length) throw new UsageError(`the api's tenant is needed: ${SETTING_NAMES.tenants.flag} <tenant id> or ${SETTING_NAMES.tenants.env}`)
-    if (!audiences?.length) throw new UsageError(`the api's audiences are needed: ${SETTING_NAMES.audiences.flag} <client id>,<App ID URI> or ${SETTING_NAMES.audiences.env}`)
+    // The token's own values are no settings (the api's are what decide), but they tell the reader where to look.
+    const claims = decodeToken(normalizeToken(input)).claims
+    const names = (claim: string) => typeof claims?.[claim] === 'string' ? ` (this token names ${claim} ${String(claims[claim])}; the api's own setting is what counts)` : ''
+    if (!tenants?.length) throw new UsageError(`the api's tenant is needed: ${SETTING_NAMES.tenants.flag} <tenant id> or ${SETTING_NAMES.tenants.env}${names('tid')}`)
+    if (!audiences?.length) throw new UsageError(`the api's audiences are needed: ${SETTING_NAMES.audiences.flag} <client id>,<App ID URI> or ${SETTING_NAMES.audiences.env}${names('aud')}`)
     const versions = list(pick(values['token-versions'], 'tokenVersions'))
     if (versions?.some((version) => version !== '1.0' && version !== '2.0')) throw new UsageError(`${SETTING_NAMES.tokenVersions.env} must list 1.0 and/or 2.0, got "${versions.join(',')}"`)
     const assignedAt = values['role-assigned-at']

@@ -67,7 +67,8 @@ export interface FixContext {
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const iso = (seconds: unknown) => typeof seconds === 'number' && Number.isFinite(seconds) && Math.abs(seconds) < 8.64e12 ? new Date(seconds * 1000).toISOString().replace('.000Z', 'Z') : String(seconds)
-const q = (value: string) => `'${value.replaceAll("'", "'\\''")}'`
+/** A shell word: double quotes when nothing in it is special there (JMESPath's '...' then reads as is), else single quotes. */
+const q = (value: string) => /^[^"$`\\!]*$/.test(value) ? `"${value}"` : `'${value.replaceAll("'", "'\\''")}'`
 
 /** Audiences of well-known Azure resources: a token for one of them is a token for another resource. */
 const KNOWN_RESOURCES: Record<string, string> = {
@@ -135,6 +136,9 @@ function missingRole (context: FixContext, check: Check): Fix {
     `$ az rest --method get --uri https://graph.microsoft.com/v1.0/servicePrincipals/${oid}/appRoleAssignments --query ${q('value[].{role:appRoleId, api:resourceId, created:createdDateTime}')} -o table`,
     `If the role was assigned after ${iso(iat)} (this token's iat), the token predates it: renew the token. Azure caches managed identity tokens per resource for up to 24 h and cannot be forced to refresh (${SOURCES.miTokenCache}); this one expires at ${iso(claims.exp)}. Rerun explain with --role-assigned-at <time> to have it compare.`
   )
+  if (cloudOfAuthority(settings.authorityHost) === undefined) {
+    steps.push(`(${settings.authorityHost} is not an Entra login host: on a local mock make the same assignment in its tenant model, e.g. mock-imds: {"principalId":"${oid}","resourceId":"${settings.apiServicePrincipalId ?? '<api service principal id>'}","appRoleId":"${settings.appRoleId ?? '<app role id>'}"} in appRoleAssignments of its --tenant file.)`)
+  }
   return { reason: 'missing_role', title: 'The caller\'s identity does not hold the app role', steps }
 }
 

@@ -7,7 +7,7 @@ const SHOWN_CLAIMS = ['aud', 'iss', 'tid', 'ver', 'azp', 'appid', 'oid', 'sub', 
 const TIMES = new Set(['iat', 'nbf', 'exp'])
 
 const value = (name: string, v: unknown) =>
-  TIMES.has(name) && typeof v === 'number' && Number.isFinite(v) && Math.abs(v) < 8.64e12 ? `${v} (${new Date(v * 1000).toISOString()})` : JSON.stringify(v)
+  TIMES.has(name) && typeof v === 'number' && Number.isFinite(v) && Math.abs(v) < 8.64e12 ? `${v} (${new Date(v * 1000).toISOString().replace('.000Z', 'Z')})` : JSON.stringify(v)
 
 /** The report as text for a terminal. */
 export function renderText (report: ExplainReport): string {
@@ -19,6 +19,9 @@ export function renderText (report: ExplainReport): string {
   lines.push(`api settings: tenants ${settings.tenants.join(',')}; audiences ${settings.audiences.join(',')}; versions ${settings.tokenVersions.join(',')}; ` +
     `roles ${settings.requiredRoles.length ? settings.requiredRoles.join(',') : '(none given)'}; authority ${settings.authorityHost}` +
     (settings.issuerAssumed ? ' (not an Entra host: public-cloud issuer forms assumed)' : ''))
+  lines.push(verdict.accepted
+    ? `=> ${verdict.signature === 'checked' ? 'ACCEPTED' : 'ACCEPTED if the signature is valid'} (200)`
+    : `=> REFUSED: ${verdict.status} ${verdict.reason}${report.fixes.length ? ': the fix is at the end' : ''}`)
   lines.push('', 'token (decoded, not verified; the token itself is never printed):')
   if (report.header) lines.push(`  header     ${Object.entries(report.header).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')}`)
   if (report.claims) {
@@ -33,7 +36,7 @@ export function renderText (report: ExplainReport): string {
   for (const check of report.checks) {
     const mark = check.status === 'fail' ? 'FAIL' : check.status
     const tail = check === decisive ? `   <- the api stops here: ${verdict.status} ${check.reason}` : ''
-    lines.push(`  ${mark.padEnd(11)} ${check.id.padEnd(17)} ${check.rule}${check.detail ? `: ${check.detail}` : ''}${tail}`)
+    lines.push(`  ${mark.padEnd(11)} ${check.id.padEnd(18)} ${check.rule}${check.detail ? `: ${check.detail}` : ''}${tail}`)
   }
   lines.push('')
   if (verdict.accepted) {
