@@ -20,9 +20,12 @@ export const SETTING_NAMES = Object.freeze({
   appRoleId: { env: 'APP_ROLE_ID', flag: '--app-role-id', option: '' }
 })
 type SettingName = keyof typeof SETTING_NAMES
-const setting = (name: SettingName) => {
+/** "AUTH_AUDIENCE (--audience; plugin option audiences)" */
+const setting = (name: SettingName) => `${SETTING_NAMES[name].env} (${via(name)})`
+/** "flag --audience; plugin option audiences": for after an ENV=value already written out. */
+const via = (name: SettingName) => {
   const s = SETTING_NAMES[name]
-  return `${s.env} (${s.flag}${s.option ? `; plugin option ${s.option}` : ''})`
+  return `flag ${s.flag}${s.option ? `; plugin option ${s.option}` : ''}`
 }
 
 /** Microsoft Learn pages the fixes cite. */
@@ -153,9 +156,10 @@ function wrongAudience (context: FixContext, check: Check): Fix {
   const known = typeof aud === 'string' ? KNOWN_RESOURCES[aud.replace(/\/+$/, '').toLowerCase()] : undefined
   const identifier = apiIdentifier(context)
   if (known) steps.push(`This is a token for ${known}, not for this api: the caller requested the wrong resource.`)
+  else if (typeof aud === 'string' && GUID.test(aud)) steps.push(`Which app is ${aud}? $ az ad sp show --id ${aud} --query "{name:displayName, identifiers:servicePrincipalNames}"`)
   steps.push(
     `If the caller requested the wrong resource: request ${identifier}/.default (MSAL/azure-identity scope) or resource=${identifier} (IMDS, identity endpoint). In msi-pair's caller: API_SCOPE=${identifier}/.default.`,
-    `If ${String(aud)} does identify this api (another App ID URI of it, or its client id): add it to ${setting('audiences')}: ${SETTING_NAMES.audiences.env}=${[...settings.audiences, String(aud)].join(',')}.`,
+    `If ${String(aud)} does identify this api (another App ID URI of it, or its client id): add it: ${SETTING_NAMES.audiences.env}=${[...settings.audiences, String(aud)].join(',')} (${via('audiences')}).`,
     `v2 tokens always carry the api's client id as aud; v1 tokens carry exactly the identifier the caller requested (${SOURCES.tokenVersion}).`
   )
   return { reason: 'wrong_audience', title: 'The token is for another audience', steps }
@@ -170,7 +174,7 @@ function wrongVersion (context: FixContext, check: Check): Fix {
     `${check.detail}; the api accepts ${settings.tokenVersions.join(', ')}. The version is chosen by the api's app registration, not by the caller or the endpoint it used (${SOURCES.tokenVersion}).`,
     `Either make Entra issue v${wanted}.0 tokens for the api: set api.requestedAccessTokenVersion to ${wanted} in its manifest (Microsoft Graph app manifest; accessTokenAcceptedVersion in the older Azure AD Graph manifest; null or 1 means v1.0, ${SOURCES.manifest}):`,
     `$ az rest --method patch --uri "https://graph.microsoft.com/v1.0/applications(appId='${clientId}')" --headers Content-Type=application/json --body '{"api":{"requestedAccessTokenVersion":${wanted}}}'`,
-    `Or accept v${ver} tokens too: ${SETTING_NAMES.tokenVersions.env}=${[...new Set([...settings.tokenVersions, ver])].sort().join(',')} (${setting('tokenVersions')}).` +
+    `Or accept v${ver} tokens too: ${SETTING_NAMES.tokenVersions.env}=${[...new Set([...settings.tokenVersions, ver])].sort().join(',')} (${via('tokenVersions')}).` +
       (ver === '1.0' ? ` A v1.0 token's aud is the identifier the caller requested (e.g. ${apiIdentifier(context)}): ${SETTING_NAMES.audiences.env} must list it.` : ' A v2.0 token\'s aud is the api\'s client id: AUTH_AUDIENCE must list it.'),
     `After a manifest change, a managed identity keeps presenting its cached v${ver} token for up to 24 h (${SOURCES.miTokenCache}).`
   ]
@@ -184,7 +188,7 @@ function wrongTenant (context: FixContext, check: Check): Fix {
     title: 'The token comes from another tenant',
     steps: [
       `${check.detail}; the api accepts ${context.settings.tenants.join(', ')}.`,
-      `If ${tid} is the api's own tenant, the setting is wrong: ${SETTING_NAMES.tenants.env}=${tid} (${setting('tenants')}). Your tenant id: $ az account show --query tenantId -o tsv`,
+      `If ${tid} is the api's own tenant, the setting is wrong: ${SETTING_NAMES.tenants.env}=${tid} (${via('tenants')}). Your tenant id: $ az account show --query tenantId -o tsv`,
       `Otherwise the caller's identity lives in tenant ${tid}: a managed identity gets tokens only from the tenant of its subscription. An api serving another tenant must be a multi-tenant app with a service principal there, and list that tenant: ${SETTING_NAMES.tenants.env}=${[...context.settings.tenants, tid].join(',')}.`
     ]
   }
@@ -198,7 +202,7 @@ function wrongIssuer (context: FixContext, check: Check): Fix {
   if (check.id === 'key-issuer') {
     steps.push('The key that signed the token is published for another issuer only (signing-key issuer validation, IDX40005): a token of another tenant or app signed with a key it may not use here.')
   } else if (tokenCloud !== undefined && tokenCloud !== apiCloud) {
-    steps.push(`The token was issued in ${tokenCloud.name}; the api reads its keys from ${settings.authorityHost}. Set ${SETTING_NAMES.authorityHost.env}=${tokenCloud.authorityHost} (${setting('authorityHost')}, ${SOURCES.nationalClouds}).`)
+    steps.push(`The token was issued in ${tokenCloud.name}; the api reads its keys from ${settings.authorityHost}. Set ${SETTING_NAMES.authorityHost.env}=${tokenCloud.authorityHost} (${via('authorityHost')}; ${SOURCES.nationalClouds}).`)
   } else if (typeof claims.iss === 'string' && ((claims.ver === '2.0' && claims.iss.startsWith('https://sts.')) || (claims.ver === '1.0' && claims.iss.endsWith('/v2.0')))) {
     steps.push('iss has the form of the other token version than ver says: Entra never issues that; the token was not made by Entra.')
   } else {
@@ -213,9 +217,9 @@ function unknownKey (context: FixContext, check: Check): Fix {
   const tokenCloud = cloudOfIssuer(claims.iss)
   const apiCloud = cloudOfAuthority(settings.authorityHost)
   if (context.appSpecificKeysOf !== undefined) {
-    steps.push(`The kid is published under the discovery document of app ${context.appSpecificKeysOf} (?appid=): the api's registration has its own signing keys (claims mapping or a custom signing key). Set ${SETTING_NAMES.signingKeysAppId.env}=${context.appSpecificKeysOf} (${setting('signingKeysAppId')}, ${SOURCES.appSpecificKeys}).`)
+    steps.push(`The kid is published under the discovery document of app ${context.appSpecificKeysOf} (?appid=): the api's registration has its own signing keys (claims mapping or a custom signing key). Set ${SETTING_NAMES.signingKeysAppId.env}=${context.appSpecificKeysOf} (${via('signingKeysAppId')}; ${SOURCES.appSpecificKeys}).`)
   } else if (tokenCloud !== undefined && tokenCloud !== apiCloud) {
-    steps.push(`The token was issued in ${tokenCloud.name}; the api reads keys from ${settings.authorityHost}. Set ${SETTING_NAMES.authorityHost.env}=${tokenCloud.authorityHost} (${setting('authorityHost')}, ${SOURCES.nationalClouds}).`)
+    steps.push(`The token was issued in ${tokenCloud.name}; the api reads keys from ${settings.authorityHost}. Set ${SETTING_NAMES.authorityHost.env}=${tokenCloud.authorityHost} (${via('authorityHost')}; ${SOURCES.nationalClouds}).`)
   } else {
     steps.push(
       `Causes, most likely first: a token from another authority than ${settings.authorityHost} (a local mock's token against Entra, or the reverse: check ${setting('authorityHost')}); an api registration with its own signing keys (claims mapping: set ${setting('signingKeysAppId')} to the api's client id, ${SOURCES.appSpecificKeys}); a key Entra removed long ago.`
