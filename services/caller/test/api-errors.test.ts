@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createServer, type Socket } from 'node:net'
 import { test } from 'node:test'
 import { startService } from '../../../scripts/lib/processes.ts'
-import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller, tenant, timed } from './helpers.ts'
+import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller, startTimeoutMs, tenant, timed } from './helpers.ts'
 
 // What the api says reaches the caller's client unchanged; the flavour does not matter here.
 const [imds] = flavours as [typeof flavours[number]]
@@ -61,6 +61,7 @@ test('an api that is down or does not answer: 502 api_unreachable, within the ca
     }),
     t.test('is down', async (t) => {
       const caller = await startService('caller', {
+        timeoutMs: startTimeoutMs,
         env: { API_BASE_URL: closedUrl, API_SCOPE: tenant.apiScope, ...imds.env(backend.mock.url), ...fastTokenSettings }
       })
       t.after(() => caller.stop())

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { test } from 'node:test'
 import { startService } from '../../../scripts/lib/processes.ts'
-import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller, tenant, timed } from './helpers.ts'
+import { fastTokenSettings, flavours, getJson, metric, startBackend, startCaller, startTimeoutMs, tenant, timed } from './helpers.ts'
 
 // Everything here runs once per flavour (IMDS, identity endpoint), both flavours at once.
 
 test('a burst of 500 concurrent /call on a cold caller makes exactly one token request', { concurrency: true }, async (t) => {
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
-    const backend = await startBackend(t)
+    const backend = await startBackend(t, {}, flavour)
     // The first token request takes 1.5 s, so the whole burst arrives while it is in flight. The
     // deadlines are the production ones: on a loaded machine a 1 s attempt timeout could cut it.
     await backend.mock.admin.addFault({ target: 'token', mode: 'latency', latencyMs: 1500, count: 1 })
@@ -38,7 +38,7 @@ test('a burst of 500 concurrent /call on a cold caller makes exactly one token r
 
 test('identity not found: a deployment error, reported as such at once, and not retried', { concurrency: true }, async (t) => {
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
-    const backend = await startBackend(t)
+    const backend = await startBackend(t, {}, flavour)
     const caller = await startCaller(t, flavour, backend, {
       AZURE_CLIENT_ID: '99999999-9999-4999-8999-999999999999',
       // Long enough that both calls below fall inside it, however slow the machine.
@@ -49,7 +49,9 @@ test('identity not found: a deployment error, reported as such at once, and not 
     assert.equal(first.value.status, 503)
     assert.equal(first.value.body.error, 'managed_identity_misconfigured')
     assert.equal(first.value.body.reason, 'identity_not_found')
-    assert.match(String(first.value.body.message), /deployment error.*AZURE_CLIENT_ID.*Identity not found/s)
+    // IMDS says "Identity not found"; Container Apps "Unable to load the proper Managed Identity." Same meaning.
+    assert.match(String(first.value.body.message), /deployment error.*AZURE_CLIENT_ID.*(Identity not found|Unable to load the proper Managed Identity)/s)
+    assert.match(String(first.value.body.hint), /AZURE_CLIENT_ID/)
     assert.ok(first.ms < 2000, `answered in ${Math.round(first.ms)} ms`)
 
     // Within the cooldown, further requests get the same answer without asking the endpoint again.
@@ -60,7 +62,7 @@ test('identity not found: a deployment error, reported as such at once, and not 
 
     const ready = await getJson(`${caller.url}/readyz`)
     assert.equal(ready.status, 503)
-    assert.match(String((ready.body.checks as Record<string, string>).token), /Identity not found/)
+    assert.match(String((ready.body.checks as Record<string, string>).token), /Identity not found|Unable to load the proper Managed Identity/)
     assert.equal((await getJson(`${caller.url}/healthz`)).status, 200)
   })))
 })
@@ -74,6 +76,7 @@ test('connection refused: retried until the request\'s deadline, then a 503', { 
   })
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
     const caller = await startService('caller', {
+      timeoutMs: startTimeoutMs,
       env: {
         API_BASE_URL: 'http://127.0.0.1:9',
         API_SCOPE: tenant.apiScope,

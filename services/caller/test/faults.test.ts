@@ -30,7 +30,7 @@ const waitMs = Number(fastTokenSettings.TOKEN_WAIT_TIMEOUT_MS)
 // token request) -> recovery -> warm (the fault comes back while a good token is held).
 test('each fault of the identity endpoint: 503 in time when cold, no failed call when warm', { concurrency: true }, async (t) => {
   await Promise.all(flavours.map((flavour) => t.test(flavour.name, async (t) => {
-    const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' })
+    const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' }, flavour)
     const { admin } = backend.mock
     for (const { name, fault, reason, requests } of cases) {
       await t.test(name, async (t) => {

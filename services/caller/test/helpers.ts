@@ -10,11 +10,20 @@ export const identityHeader = 'mock-imds-identity-header'
  * The two ways the SDK finds its identity endpoint: IMDS (VMs and scale sets) through
  * AZURE_POD_IDENTITY_AUTHORITY_HOST, and the identity endpoint of Container Apps / App Service
  * through IDENTITY_ENDPOINT + IDENTITY_HEADER. The SDK freezes its choice per process: one caller
- * process per flavour and scenario.
+ * process per flavour and scenario. mockEnv makes mock-imds answer as the platform of the flavour
+ * (a VM has no identity endpoint; Container Apps has no IMDS).
  */
 export const flavours = [
-  { name: 'imds' as const, env: (mockUrl: string) => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: mockUrl }) },
-  { name: 'identity' as const, env: (mockUrl: string) => ({ IDENTITY_ENDPOINT: `${mockUrl}/msi/token`, IDENTITY_HEADER: identityHeader }) }
+  {
+    name: 'imds' as const,
+    env: (mockUrl: string) => ({ AZURE_POD_IDENTITY_AUTHORITY_HOST: mockUrl }),
+    mockEnv: { MOCK_IMDS_PLATFORM: 'vm' }
+  },
+  {
+    name: 'identity' as const,
+    env: (mockUrl: string) => ({ IDENTITY_ENDPOINT: `${mockUrl}/msi/token`, IDENTITY_HEADER: identityHeader }),
+    mockEnv: { MOCK_IMDS_PLATFORM: 'container-apps' }
+  }
 ]
 export type Flavour = typeof flavours[number]
 
@@ -28,16 +37,27 @@ export const fastTokenSettings = {
   TOKEN_FATAL_COOLDOWN_MS: '5000'
 }
 
+/** How long a service may take to start: generous, because the machine running the suite may be busy. */
+export const startTimeoutMs = 30_000
+
 export interface Backend {
   mock: MockImds
   api: RunningService
 }
 
-/** A real mock-imds (admin API on) and a real api validating against it; stopped after the test. */
-export async function startBackend (t: TestContext, mockEnv: Record<string, string> = {}): Promise<Backend> {
-  const mock = await startMockImds({ env: mockEnv })
+/**
+ * A real mock-imds (admin API on) answering as the flavour's platform (default: IMDS on a VM), and
+ * a real api validating against it; stopped after the test.
+ */
+export async function startBackend (t: TestContext, mockEnv: Record<string, string> = {}, flavour: Flavour = flavours[0]!): Promise<Backend> {
+  const mock = await startMockImds({ env: { ...flavour.mockEnv, ...mockEnv }, timeoutMs: startTimeoutMs })
   t.after(() => mock.stop())
-  const api = await startService('api', { env: apiEnv(mock.url, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`) })
+  // The api's load shedding is off: it is the api's own test subject, and on a busy machine it
+  // would answer the caller's bursts with 503 overloaded, which says nothing about the caller.
+  const api = await startService('api', {
+    env: { ...apiEnv(mock.url, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0' },
+    timeoutMs: startTimeoutMs
+  })
   t.after(() => api.stop())
   return { mock, api }
 }
@@ -45,6 +65,7 @@ export async function startBackend (t: TestContext, mockEnv: Record<string, stri
 /** A caller process for one flavour against a backend; stopped after the test. */
 export async function startCaller (t: TestContext, flavour: Flavour, backend: Backend, env: Record<string, string> = {}): Promise<RunningService> {
   const caller = await startService('caller', {
+    timeoutMs: startTimeoutMs,
     env: {
       API_BASE_URL: backend.api.url,
       API_SCOPE: tenant.apiScope,

@@ -9,7 +9,7 @@ import { getJson, flavours, metric, startBackend, startCaller, waitFor } from '.
 test('refresh', { concurrency: true }, async (t) => {
   await Promise.all(flavours.flatMap((flavour) => [
     t.test(`${flavour.name}: with short-lived tokens the caller renews in the background before expiry, without a failed call`, async (t) => {
-      const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' })
+      const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' }, flavour)
       // Production refresh settings: the first refresh comes 30-45 s in.
       const caller = await startCaller(t, flavour, backend, { TOKEN_REFRESH_FRACTION: '0.5', TOKEN_REFRESH_JITTER: '0.25' })
       const first = await getJson(`${caller.url}/call`)
@@ -40,7 +40,7 @@ test('refresh', { concurrency: true }, async (t) => {
       assert.ok(await metric(caller.url, 'token_expires_in_seconds') > 40)
     }),
     t.test(`${flavour.name}: with the identity endpoint down during renewal the caller keeps serving on the old token`, async (t) => {
-      const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' })
+      const backend = await startBackend(t, { MOCK_IMDS_TOKEN_LIFETIME_SECONDS: '60' }, flavour)
       // The refresh comes 6-9 s in; by then mock-imds is gone (connection refused).
       const caller = await startCaller(t, flavour, backend, { TOKEN_REFRESH_FRACTION: '0.1', TOKEN_REFRESH_JITTER: '0.05' })
       const first = await getJson(`${caller.url}/call`)

@@ -52,7 +52,9 @@ export const callRoutes: FastifyPluginAsync<CallRoutesOptions> = async (fastify,
         error: error.deploymentError ? 'managed_identity_misconfigured' : 'token_unavailable',
         reason: error.reason,
         message: error.message,
-        hint: error.hint
+        hint: error.hint,
+        // An acquisition is running: the token is still being fetched, in the background.
+        fetching: error.fetching
       })
       return undefined
     }
