@@ -214,6 +214,27 @@ test('docker compose: build, up with healthchecks, the call, Prometheus, both id
     assert.equal(body.idtyp, 'app')
   })
 
+  await t.test('IMDS at its own address: nothing in the caller\'s environment points at the mock, and its token came from 169.254.169.254', async () => {
+    const callerEnv = (await inspect(await containerOf('caller'))).Config.Env as string[]
+    const names = callerEnv.map((entry) => entry.slice(0, entry.indexOf('=')))
+    // What would send the SDK elsewhere than IMDS at 169.254.169.254 (@azure/identity's and MSAL's sources).
+    const pointers = ['AZURE_POD_IDENTITY_AUTHORITY_HOST', 'IDENTITY_ENDPOINT', 'IDENTITY_HEADER', 'MSI_ENDPOINT', 'MSI_SECRET', 'IMDS_ENDPOINT',
+      'IDENTITY_SERVER_THUMBPRINT', 'AZURE_FEDERATED_TOKEN_FILE', 'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy']
+    assert.deepEqual(names.filter((name) => pointers.includes(name)), [], 'no variable that points the SDK anywhere')
+    for (const entry of callerEnv) assert.doesNotMatch(entry, /mock-imds|169\.254\./, entry)
+    assert.ok(names.includes('API_BASE_URL') && names.includes('API_SCOPE'), 'the caller\'s own settings are there')
+
+    // mock-imds saw the token request addressed to 169.254.169.254, from the caller's link-local address.
+    const mockLogs = (await runOk('docker', ['logs', await containerOf('mock-imds')])).stdout.split('\n')
+    const tokenRequest = mockLogs.map((line) => { try { return JSON.parse(line) } catch { return undefined } })
+      .find((entry) => entry?.req?.url?.startsWith('/metadata/identity/oauth2/token?'))
+    assert.ok(tokenRequest, 'mock-imds logged the caller\'s IMDS token request')
+    assert.equal(tokenRequest.req.host, '169.254.169.254')
+    assert.match(tokenRequest.req.remoteAddress, /^169\.254\.169\./)
+    const metrics = await (await fetch(`http://127.0.0.1:${ports.mockImds}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+    assert.ok(sampleValue(metrics, 'mock_imds_token_requests_total', { endpoint: 'imds', status: '200' }) >= 1)
+  })
+
   await t.test('Prometheus: every target up, the api\'s auth metric and the caller\'s token metric have values, rules loaded', async () => {
     const prometheus = `http://127.0.0.1:${ports.prometheus}`
     const query = async (promql: string) => (await getJson(`${prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`)).body.data.result as Array<{ metric: Record<string, string>, value: [number, string] }>
@@ -258,7 +279,7 @@ test('docker compose: build, up with healthchecks, the call, Prometheus, both id
     await composeRun([...identityEndpointFiles, 'up', '-d'], 4 * MINUTE)
     await allHealthy(['caller'], 2 * MINUTE)
     const callerEnv = (await inspect(await containerOf('caller'))).Config.Env as string[]
-    assert.ok(callerEnv.includes('IDENTITY_ENDPOINT=http://mock-imds:3002/msi/token'))
+    assert.ok(callerEnv.includes('IDENTITY_ENDPOINT=http://mock-imds/msi/token'))
     const { body } = await until('GET /call answers 200', MINUTE, async () => {
       const answer = await getJson(`http://127.0.0.1:${ports.caller}/call`)
       return answer.status === 200 ? answer : undefined

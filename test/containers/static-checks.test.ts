@@ -60,10 +60,30 @@ describe('compose files', () => {
       assert.ok(ports.length > 0, `${name} publishes a port`)
       for (const port of ports) assert.match(port, /^\$\{BIND_ADDRESS:-127\.0\.0\.1\}:/, `${name}: ${port}`)
     }
-    const callerEnv = doc.services.caller!.environment as Record<string, string>
-    // Trap 1 of the research: a trailing slash sends the SDK to a path that 404s, then 20 s of retries.
-    assert.equal(callerEnv.AZURE_POD_IDENTITY_AUTHORITY_HOST, 'http://mock-imds:3002')
-    assert.equal((doc.services.api!.environment as Record<string, string>).AUTH_AUTHORITY_HOST, 'http://mock-imds:3002')
+    assert.equal((doc.services.api!.environment as Record<string, string>).AUTH_AUTHORITY_HOST, 'http://mock-imds')
+  })
+
+  test('IMDS at its own address: mock-imds at 169.254.169.254:80 on a link-local network, nothing in the caller points at it', async () => {
+    type Service = { environment?: Record<string, string>, networks?: Record<string, { ipv4_address?: string } | null> }
+    const doc = parseYaml(await readFile(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+      services: Record<string, Service>, networks: Record<string, { ipam?: { config?: Array<{ subnet?: string }> } }>
+    }
+    assert.deepEqual(doc.networks.imds?.ipam?.config, [{ subnet: '169.254.169.0/24' }])
+    const mock = doc.services['mock-imds']!
+    assert.equal(mock.networks?.imds?.ipv4_address, '169.254.169.254')
+    assert.equal(mock.environment?.PORT, '80')
+    assert.equal(mock.environment?.MOCK_IMDS_PLATFORM, 'vm')
+    const caller = doc.services.caller!
+    assert.ok(caller.networks && 'imds' in caller.networks, 'the caller reaches the link-local network')
+    // Exactly the variables it has on a scale set instance: its own settings, none about IMDS.
+    assert.deepEqual(Object.keys(caller.environment ?? {}).sort(), ['API_BASE_URL', 'API_SCOPE', 'LOG_LEVEL'])
+    for (const [name, value] of Object.entries(caller.environment ?? {})) {
+      assert.doesNotMatch(String(value), /mock-imds|169\.254|:3002/, `${name} points at the mock`)
+    }
+    // The Container Apps flavour: mock-imds answers as Container Apps, the caller gets the two variables.
+    const override = parseYaml(await readFile(join(repoRoot, 'docker-compose.identity-endpoint.yml'), 'utf8')) as { services: Record<string, Service> }
+    assert.equal(override.services['mock-imds']!.environment?.MOCK_IMDS_PLATFORM, 'container-apps')
+    assert.equal(override.services.caller!.environment?.IDENTITY_ENDPOINT, 'http://mock-imds/msi/token')
   })
 })
 
