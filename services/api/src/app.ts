@@ -4,13 +4,21 @@ import { healthPlugin } from '../../shared/health.ts'
 import { loggerOptions } from '../../shared/logger.ts'
 import { metricsPlugin } from '../../shared/metrics.ts'
 import type { ApiConfig } from './config.ts'
+import { overloadPlugin } from './plugins/overload.ts'
 import { claimsRoutes } from './routes/claims.ts'
 
-/** The api: shared metrics and health, Entra authentication from fastify-entra-auth, the routes. Never listens. */
+/** The api: shared metrics and health, load shedding, Entra authentication from fastify-entra-auth, the routes. Never listens. */
 export async function buildApp (config: ApiConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...options })
   await app.register(metricsPlugin, { defaultLabels: { service: 'api' } })
   await app.register(healthPlugin)
+  // Before the auth hook, so that a refusal costs no token work.
+  await app.register(overloadPlugin, {
+    maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
+    maxEventLoopUtilization: config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION,
+    sampleIntervalMs: config.OVERLOAD_SAMPLE_INTERVAL_MS,
+    retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS
+  })
   await app.register(fastifyEntraAuth, {
     tenants: config.AUTH_TENANT_ID,
     audiences: config.AUTH_AUDIENCE,

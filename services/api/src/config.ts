@@ -31,7 +31,23 @@ export const ApiConfigSchema = Type.Object({
   /** Verified tokens remembered per signing key (fast-jwt's cache); 0 turns the cache off. */
   AUTH_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
   /** How long a verified token is remembered at most; never past its exp (plus the clock skew). */
-  AUTH_TOKEN_CACHE_TTL_MS: Milliseconds(600_000, 0)
+  AUTH_TOKEN_CACHE_TTL_MS: Milliseconds(600_000, 0),
+  /**
+   * Load shedding (@fastify/under-pressure): while the event loop's mean delay over the last sample
+   * exceeds this many ms, authenticated routes answer 503 with Retry-After instead of queueing; 0 turns
+   * the check off.
+   */
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 100 }),
+  /**
+   * The same for the event loop's utilization over the last sample (0-1); 0 (the default) turns it off:
+   * an api serving a bounded number of connections flat out is busy, not overloaded, and would be cut
+   * below its capacity. Delay is what grows when requests queue.
+   */
+  OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  /** How often the event loop is sampled, in ms (at least 10): the shortest refusing or accepting phase. */
+  OVERLOAD_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 100 }),
+  /** Retry-After of a refusal, in seconds. */
+  OVERLOAD_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 1 })
 })
 
 type RawApiConfig = Static<typeof ApiConfigSchema>

@@ -20,6 +20,9 @@ export async function startApi (authorityUrl: string, env: Record<string, string
     AUTH_AUDIENCE: `${API_CLIENT_ID},${API_APP_ID_URI}`,
     AUTH_AUTHORITY_HOST: authorityUrl,
     LOG_LEVEL: 'info',
+    // Load shedding off: on a shared test machine a descheduled process reads as a saturated event
+    // loop. test/overload.test.ts turns it on.
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...env
   })
   const logs: Array<Record<string, unknown>> = []

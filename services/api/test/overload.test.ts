@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { TENANT, TestAuthority, createTestKey, mint } from '../../../packages/fastify-entra-auth/test/helpers/authority.ts'
+import { ConfigError } from '../../shared/config.ts'
+import { readConfig } from '../src/config.ts'
+import { startApi } from './helpers/api.ts'
+
+/* Load shedding: a saturated event loop makes authenticated routes answer 503 at once, never probes. */
+
+/** Blocks the event loop, as a flood of work would, then lets under-pressure take its next sample. */
+async function saturate (ms: number, sampleIntervalMs: number): Promise<void> {
+  const until = performance.now() + ms
+  while (performance.now() < until) { /* busy */ }
+  await sleep(sampleIntervalMs * 1.5)
+}
+
+test('a saturated event loop: /claims answers 503 with Retry-After before any token work; probes and metrics still answer', async (t) => {
+  const key = createTestKey()
+  const authority = await TestAuthority.start({ [TENANT]: [key] })
+  t.after(() => authority.stop())
+  const sampleIntervalMs = 50
+  const api = await startApi(authority.url, {
+    LOG_LEVEL: 'warn',
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '20',
+    OVERLOAD_SAMPLE_INTERVAL_MS: String(sampleIntervalMs),
+    OVERLOAD_RETRY_AFTER_SECONDS: '3'
+  })
+  t.after(() => api.app.close())
+  const token = `Bearer ${mint(key)}`
+  // under-pressure's first sample may come from a busy start (no delay sample at all reads as
+  // Infinity): the api serves once the loop has been idle for a sample.
+  let idle
+  for (let attempt = 0; attempt < 20 && idle?.statusCode !== 200; attempt++) {
+    await sleep(sampleIntervalMs * 2)
+    idle = await api.get(token)
+  }
+  assert.equal(idle?.statusCode, 200, 'accepted while idle')
+
+  // Blocking inside the sample interval can race its timer: try a few times, each one a real saturation.
+  let refused
+  for (let attempt = 0; attempt < 5 && refused?.statusCode !== 503; attempt++) {
+    await saturate(400, sampleIntervalMs)
+    refused = await api.get(token)
+  }
+  assert.equal(refused?.statusCode, 503)
+  assert.equal(refused?.headers['retry-after'], '3')
+  assert.equal(refused?.headers['cache-control'], 'no-store')
+  assert.deepEqual(refused?.json(), { error: 'overloaded', message: 'the api is at capacity; retry after the Retry-After delay' })
+  assert.ok(await api.metric('http_requests_shed_total', { reason: 'event_loop_delay' }) >= 1)
+  assert.equal(await api.metric('auth_requests_total', { result: 'accepted' }), 1, 'the refused request never reached the auth hook')
+  assert.equal(api.logs.filter((line) => (line.level as number) >= 50).length, 0, 'a refusal is not an error log line')
+
+  await saturate(400, sampleIntervalMs)
+  assert.equal((await api.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'liveness is never shed')
+  await saturate(400, sampleIntervalMs)
+  assert.equal((await api.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200, 'Prometheus still sees the api')
+
+  // Once the loop is free again, requests are served.
+  let served
+  for (let attempt = 0; attempt < 20 && served?.statusCode !== 200; attempt++) {
+    await sleep(sampleIntervalMs * 2)
+    served = await api.get(token)
+  }
+  assert.equal(served?.statusCode, 200)
+})
+
+test('shedding off: OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0 and the utilization check off never refuse', async (t) => {
+  const key = createTestKey()
+  const authority = await TestAuthority.start({ [TENANT]: [key] })
+  t.after(() => authority.stop())
+  const api = await startApi(authority.url, { LOG_LEVEL: 'warn', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_SAMPLE_INTERVAL_MS: '20' })
+  t.after(() => api.app.close())
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await saturate(300, 20)
+    assert.equal((await api.get(`Bearer ${mint(key)}`)).statusCode, 200)
+  }
+})
+
+test('overload settings: defaults, and bad values stop the api naming the variable', () => {
+  const base = { AUTH_TENANT_ID: TENANT, AUTH_AUDIENCE: 'api://x' }
+  const config = readConfig(base)
+  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, 100)
+  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0)
+  assert.equal(config.OVERLOAD_SAMPLE_INTERVAL_MS, 100)
+  assert.equal(config.OVERLOAD_RETRY_AFTER_SECONDS, 1)
+  for (const [name, value] of [['OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', '-1'], ['OVERLOAD_MAX_EVENT_LOOP_UTILIZATION', '1.5'], ['OVERLOAD_SAMPLE_INTERVAL_MS', '5'], ['OVERLOAD_RETRY_AFTER_SECONDS', 'soon']]) {
+    assert.throws(() => readConfig({ ...base, [name as string]: value }), (error: Error) => error instanceof ConfigError && error.message.includes(name as string))
+  }
+})
