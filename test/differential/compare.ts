@@ -6,8 +6,15 @@ export type Decision = 'accept' | 'reject' | 'forbid' | 'bad-request' | 'unavail
 
 export interface ApiAnswer {
   status: number
-  /** The fixed error_description the api sent (one per rejection reason). */
+  /**
+   * The api's reason code for a refusal (fastify-entra-auth's REASONS, the reason label of
+   * auth_requests_total), read from its "request not authorized" log line of this very request.
+   */
+  reason?: string
+  /** The fixed error_description the api sent (it tells apart the rules one reason code covers). */
   description?: string
+  /** The body's error member (RFC 6750 code, or e.g. "overloaded" from load shedding). */
+  error?: string
 }
 
 export const apiDecision = (answer: ApiAnswer): Decision =>
@@ -21,6 +28,13 @@ export interface Observation {
   api: ApiAnswer
   oracle: OracleAnswer
 }
+
+/**
+ * The api refused for this reason code and, when descriptions are given (for the codes that cover several
+ * rules: malformed, invalid_claim), with one of these error_descriptions.
+ */
+export const because = (o: Observation, reasons: readonly string[], descriptions?: readonly string[]) =>
+  reasons.includes(o.api.reason ?? '') && (descriptions === undefined || descriptions.includes(o.api.description ?? ''))
 
 /** Helpers for predicates over a generated case. */
 export const has = (c: Case, test: (m: Mutation) => boolean) => c.spec.mutations.some(test)
@@ -46,6 +60,7 @@ export function mutationClass (m: Mutation): string {
     case 'claim': return m.op === 'absent' ? `claim ${m.name} absent` : m.op === 'set' ? `claim ${m.name} = ${m.label}` : `claim ${m.name} duplicated as ${m.label}`
     case 'header': return m.op === 'absent' ? `header ${m.name} absent` : m.op === 'set' ? `header ${m.name} = ${m.label}` : `header ${m.name} duplicated as ${m.label}`
     case 'signer': return `signed by ${m.key}`
+    case 'tenant': return `${m.part} of the ${m.tenant} tenant`
     case 'alg': return `alg ${m.alg}`
     case 'encoding': return `${m.segment} ${m.op}`
     case 'signature': return `signature ${m.op}`

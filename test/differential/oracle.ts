@@ -24,6 +24,8 @@ export interface OracleConfig {
   requiredRoles?: string[]
   /** Unix seconds; the oracle's clock (TokenValidationParameters.TimeProvider). The real clock when absent. */
   now?: number
+  /** The api's client id when it has its own signing key: the metadata address gets ?appid= (Program.cs). */
+  signingKeysAppId?: string
 }
 
 export const ORACLE_DIR = fileURLToPath(new URL('./oracle/', import.meta.url))

@@ -27,7 +27,15 @@ export interface KeyWorld {
   v1Only: TestKey
   /** Published only in the v2 JWKS. */
   v2Only: TestKey
+  /**
+   * The api's own signing key (claims mapping): listed, with the tenant's keys, only by the documents read
+   * with `?appid=<the api's client id>` (Microsoft Learn, access-tokens, "Validate the signature").
+   */
+  appKey: TestKey
 }
+
+/** A tenant no configuration of the test lists (multi-tenant apis accept it; the authority serves it). */
+export const THIRD_TENANT = '5c1e7a1d-3b0e-4f5a-9d1c-2e8f7a6b4c3d'
 
 export type KeyName = keyof KeyWorld
 
@@ -39,7 +47,8 @@ export function createKeyWorld (): KeyWorld {
     otherTenant: createTestKey({ jwksIssuer: v2Issuer(OTHER_TENANT) }),
     noIssuer: createTestKey({ jwksIssuer: null }),
     v1Only: createTestKey(),
-    v2Only: createTestKey()
+    v2Only: createTestKey(),
+    appKey: createTestKey()
   }
 }
 
@@ -65,6 +74,11 @@ export type Mutation =
   | { kind: 'header', name: string, op: 'set', value: Raw, label: string }
   | { kind: 'header', name: string, op: 'duplicate', value: Raw, label: string, position: 'before' | 'after' }
   | { kind: 'signer', key: KeyName | 'attacker' }
+  /**
+   * The token is issued by another tenant: tid and iss (of the token's version) both name it, or only one
+   * of them does (the other still names the first tenant).
+   */
+  | { kind: 'tenant', tenant: 'other' | 'third', part: 'both' | 'iss' | 'tid' }
   | { kind: 'alg', alg: 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'HS256' | 'none' }
   | { kind: 'encoding', segment: 'header' | 'payload' | 'signature', op: 'padding' | 'noncanonical' | 'std-alphabet' }
   | { kind: 'signature', op: 'empty' | 'truncated' | 'flipped' | 'transplanted' }
@@ -92,6 +106,7 @@ export function describeMutation (m: Mutation): string {
     case 'header':
       return m.op === 'absent' ? `header ${m.name} absent` : m.op === 'set' ? `header ${m.name} = ${m.label}` : `header ${m.name} duplicated ${m.position} as ${m.label}`
     case 'signer': return `signed by key ${m.key}`
+    case 'tenant': return m.part === 'both' ? `issued by the ${m.tenant} tenant (tid and iss)` : `${m.part} only names the ${m.tenant} tenant`
     case 'alg': return `alg ${m.alg} (signed so)`
     case 'encoding': return `${m.segment} ${m.op} base64url`
     case 'signature': return `signature ${m.op}`
@@ -239,12 +254,17 @@ function headerMutation (): fc.Arbitrary<Mutation> {
   )
 }
 
-export function mutationArbitrary (): fc.Arbitrary<Mutation> {
+const tenantMutation = fc.tuple(pick(['other', 'third'] as const), pick(['both', 'iss', 'tid'] as const))
+  .map(([tenant, part]): Mutation => ({ kind: 'tenant', tenant, part }))
+
+/** `tenantWeight`: how often a mutation is a tenant switch, against 22 for all others (default 1). */
+export function mutationArbitrary (tenantWeight = 1): fc.Arbitrary<Mutation> {
   return fc.oneof(
     { weight: 6, arbitrary: claimMutation() },
     { weight: 4, arbitrary: timeMutation() },
     { weight: 4, arbitrary: headerMutation() },
-    { weight: 2, arbitrary: pick<KeyName | 'attacker'>(['current', 'next', 'removed', 'otherTenant', 'noIssuer', 'v1Only', 'v2Only', 'attacker']).map((key): Mutation => ({ kind: 'signer', key })) },
+    { weight: 2, arbitrary: pick<KeyName | 'attacker'>(['current', 'next', 'removed', 'otherTenant', 'noIssuer', 'v1Only', 'v2Only', 'appKey', 'attacker']).map((key): Mutation => ({ kind: 'signer', key })) },
+    { weight: tenantWeight, arbitrary: tenantMutation },
     { weight: 1, arbitrary: pick(['RS256', 'RS384', 'RS512', 'PS256', 'HS256', 'none'] as const).map((alg): Mutation => ({ kind: 'alg', alg })) },
     { weight: 2, arbitrary: fc.tuple(pick(['header', 'payload', 'signature'] as const), pick(['padding', 'noncanonical', 'std-alphabet'] as const)).map(([segment, op]): Mutation => ({ kind: 'encoding', segment, op })) },
     { weight: 1, arbitrary: pick(['empty', 'truncated', 'flipped', 'transplanted'] as const).map((op): Mutation => ({ kind: 'signature', op })) },
@@ -253,13 +273,13 @@ export function mutationArbitrary (): fc.Arbitrary<Mutation> {
 }
 
 /** About a fifth of the specs are valid tokens; the rest carry one to three mutations. */
-export function specArbitrary (): fc.Arbitrary<Spec> {
+export function specArbitrary (tenantWeight = 1): fc.Arbitrary<Spec> {
   return fc.record({
     version: pick(['1.0', '2.0'] as const),
     mutations: fc.oneof(
       { weight: 1, arbitrary: fc.constant<Mutation[]>([]) },
-      { weight: 3, arbitrary: fc.array(mutationArbitrary(), { minLength: 1, maxLength: 1 }) },
-      { weight: 1, arbitrary: fc.array(mutationArbitrary(), { minLength: 2, maxLength: 3 }) }
+      { weight: 3, arbitrary: fc.array(mutationArbitrary(tenantWeight), { minLength: 1, maxLength: 1 }) },
+      { weight: 1, arbitrary: fc.array(mutationArbitrary(tenantWeight), { minLength: 2, maxLength: 3 }) }
     )
   })
 }
@@ -335,7 +355,12 @@ function signWith (alg: string, input: string, key: KeyObject): Buffer {
  * under the current key's kid.
  */
 export function build (spec: Spec, world: KeyWorld, attacker: TestKey, nowSeconds = Math.floor(Date.now() / 1000)): Case {
-  const claims = appClaims({}, spec.version)
+  const tenantSwitch = [...spec.mutations].reverse().find((m) => m.kind === 'tenant')
+  const switched = tenantSwitch === undefined ? TENANT : tenantSwitch.tenant === 'other' ? OTHER_TENANT : THIRD_TENANT
+  const claims = appClaims({}, spec.version, tenantSwitch?.part === 'iss' ? TENANT : switched)
+  // Half a switch: iss names one tenant and tid the other.
+  if (tenantSwitch?.part === 'iss') claims.iss = (spec.version === '2.0' ? v2Issuer : v1Issuer)(switched)
+  if (tenantSwitch?.part === 'tid') claims.iss = (spec.version === '2.0' ? v2Issuer : v1Issuer)(TENANT)
   claims.iat = nowSeconds - 300
   claims.nbf = nowSeconds - 300
   claims.exp = nowSeconds + 3600

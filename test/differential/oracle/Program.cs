@@ -7,7 +7,10 @@
 // Usage: msi-pair-oracle '<config json>'   then one token per line on stdin, one JSON line per token
 // on stdout: {"accept":bool,"status":200|401|403,"reason":"IDX10223"|"IDW10201"|...,"type":"..."}.
 // Config: {"authorityHost":"http://127.0.0.1:1234","tenantId":"<guid>","clientId":"<guid>",
-//          "appIdUri":"api://...","requiredRoles":["DoAll"],"now":1700000000 (optional, unix seconds)}
+//          "appIdUri":"api://...","requiredRoles":["DoAll"],"now":1700000000 (optional, unix seconds),
+//          "signingKeysAppId":"<guid>" (optional: the metadata address gets ?appid=, as Microsoft Learn tells an
+//          app with its own signing key to set MetadataAddress)}
+// tenantId "common" (or "organizations") is how Microsoft.Identity.Web sets up a multi-tenant web api.
 // A line "#refresh" asks the configuration manager to refresh (as JwtBearer's RefreshOnIssuerKeyNotFound does).
 
 using System.Reflection;
@@ -25,6 +28,7 @@ string authorityHost = config.GetProperty("authorityHost").GetString()!.TrimEnd(
 string tenantId = config.GetProperty("tenantId").GetString()!;
 string clientId = config.GetProperty("clientId").GetString()!;
 string? appIdUri = config.TryGetProperty("appIdUri", out var a) ? a.GetString() : null;
+string? signingKeysAppId = config.TryGetProperty("signingKeysAppId", out var k) ? k.GetString() : null;
 string[] requiredRoles = config.TryGetProperty("requiredRoles", out var r) ? r.EnumerateArray().Select(e => e.GetString()!).ToArray() : ["DoAll"];
 
 // Microsoft.Identity.Web: Authority = Instance + TenantId, then AuthorityHelpers.EnsureAuthorityIsV2.
@@ -39,7 +43,9 @@ ConfigurationManager<OpenIdConnectConfiguration> Manager(string metadataAddress)
     new HttpDocumentRetriever(httpClient) { RequireHttps = !new Uri(metadataAddress).IsLoopback });
 
 // JwtBearerPostConfigureOptions: MetadataAddress = Authority + "/.well-known/openid-configuration".
-var configurationManager = Manager($"{authority}/.well-known/openid-configuration");
+// An app with its own signing key (claims mapping) sets MetadataAddress to the document read with
+// ?appid=<its client id> (Microsoft Learn, access-tokens, "Validate the signature").
+var configurationManager = Manager($"{authority}/.well-known/openid-configuration{(signingKeysAppId is null ? "" : $"?appid={Uri.EscapeDataString(signingKeysAppId)}")}");
 
 // MicrosoftIdentityIssuerValidatorFactory.GetAadIssuerValidator(options.Authority) calls
 // AadIssuerValidator.GetAadIssuerValidator(authority, httpClient); its managers (v1, v1.1, v2 discovery
