@@ -134,8 +134,13 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
   add('header', 'the header is a JSON object', () => header ? pass('') : fail('malformed', 'not a JSON object in strict UTF-8'))
   if (!header) blocked ??= 'the header does not decode'
   add('alg', 'alg is RS256', () => header?.alg === 'RS256' ? pass('RS256') : fail('unsupported_alg', `alg ${show(header?.alg)}`))
+  // RFC 7515 §4.1.9: typ is a media type, compared case-insensitively, "application/" optional.
   add('typ', 'typ, when present, is JWT', () =>
-    header?.typ === undefined || (typeof header.typ === 'string' && header.typ.toLowerCase() === 'jwt') ? pass(`typ ${show(header?.typ)}`) : fail('malformed', `typ ${show(header?.typ)}`))
+    header?.typ === undefined || (typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'jwt') ? pass(`typ ${show(header?.typ)}`) : fail('malformed', `typ ${show(header?.typ)}`))
+  add('header-types', 'x5t and x5t#S256, when present, are strings (IDX14102)', () => {
+    const wrong = ['x5t', 'x5t#S256'].filter((name) => header?.[name] !== undefined && typeof header[name] !== 'string')
+    return wrong.length === 0 ? pass('') : fail('malformed', `${wrong.join(', ')} not a string`)
+  })
   add('header-parameters', 'no jku, x5u, jwk, crit or cty (key material named by the token itself)', () => {
     const present = REFUSED_HEADER_PARAMETERS.filter((name) => header?.[name] !== undefined)
     return present.length === 0 ? pass('none') : fail('malformed', `has ${present.join(', ')}`)
@@ -165,7 +170,7 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
   const keys = context.keys
   // Without an accepted tid and ver the api has no keys and no issuer to compare with.
   const unusable = checks.find((check) => (check.id === 'tid' || check.id === 'ver') && check.status === 'fail')
-  const headerFailed = checks.find((check) => ['alg', 'typ', 'header-parameters', 'kid'].includes(check.id) && check.status === 'fail')
+  const headerFailed = checks.find((check) => ['alg', 'typ', 'header-types', 'header-parameters', 'kid'].includes(check.id) && check.status === 'fail')
   const keyBlocked = blocked ?? (unusable ? `${unusable.id} is not accepted` : headerFailed ? 'the header is refused' : undefined)
   const addKeyCheck = (id: string, rule: string, evaluate: Parameters<typeof add>[2]) =>
     keyBlocked !== undefined && blocked === undefined ? checks.push({ id, rule, status: 'skipped', detail: `not evaluated: ${keyBlocked}` }) : add(id, rule, evaluate)
@@ -207,13 +212,15 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
     typeof c.aud === 'string' && audiences.has(c.aud) ? pass(`aud ${c.aud}`) : fail('wrong_audience', `aud ${show(c.aud)}`))
   addKeyCheck('iss', `iss is the issuer of tenant ${tid}'s v${version} OpenID configuration (${issuer}), bound to tid and ver`, () =>
     c.iss === issuer && c.tid === tid && c.ver === version ? pass(`iss ${String(c.iss)}`) : fail('wrong_issuer', `iss ${show(c.iss)}`))
-  add('claim-shapes', `no claim twice (any case); oid a GUID; sub and ${appIdClaim} non-empty; iat a number; nbf <= exp; roles strings; xms_mirid a string`, () => {
+  add('claim-shapes', `no claim twice (any case); iss, sub, jti, azp, appid, tid, oid, ver strings; oid a GUID; sub and ${appIdClaim} non-empty; iat a number; nbf <= exp; roles strings; xms_mirid a string`, () => {
     const seen = new Set<string>()
     for (const name of decoded.payloadJson === undefined ? [] : memberNames(decoded.payloadJson)) {
       if (seen.has(name.toLowerCase())) return fail('invalid_claim', `claim ${name} appears twice`)
       seen.add(name.toLowerCase())
     }
     const wrong: string[] = []
+    // Registered string claims are strings whether or not the token's version uses them (IDX14101).
+    for (const name of ['iss', 'sub', 'jti', 'azp', 'appid', 'tid', 'oid', 'ver']) if (c[name] !== undefined && typeof c[name] !== 'string') wrong.push(`${name} ${show(c[name])} not a string`)
     if (typeof c.oid !== 'string' || !GUID.test(c.oid)) wrong.push(`oid ${show(c.oid)}`)
     if (typeof c.sub !== 'string' || c.sub === '') wrong.push(`sub ${show(c.sub)}`)
     if (typeof c[appIdClaim] !== 'string' || c[appIdClaim] === '') wrong.push(`${appIdClaim} ${show(c[appIdClaim])}`)

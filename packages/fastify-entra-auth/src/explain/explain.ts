@@ -239,6 +239,13 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
     const verdict: Verdict = denied
       ? { accepted: false, status: denied.status, reason: denied.reason, error: denied.error, description: denied.description, ...(denied.scope ? { scope: denied.scope } : {}), signature: online ? 'checked' : 'not checked' }
       : { accepted: true, status: 200, reason: 'none', signature: online ? 'checked' : 'not checked' }
+    const notes = notesFor(fixContext, verdict.reason)
+    // The verdict is the validator's; the check list is explain's reading of it. Should they ever part
+    // (a rule added to the validator and not here), say so rather than show a list that contradicts it.
+    const decisive = checks.find((check) => check.status === 'fail')
+    if ((decisive?.reason ?? 'none') !== verdict.reason) {
+      notes.unshift(`The api's validator answered ${verdict.status} ${verdict.reason}${verdict.description ? ` ("${verdict.description}")` : ''}, which the checks above do not show first: this explanation lags the validator; the verdict is the validator's.`)
+    }
     const header = decoded.header ? Object.fromEntries(HEADER_SHOWN.filter((name) => name in (decoded.header as object)).map((name) => [name, decoded.header?.[name]])) : undefined
     return {
       verdict,
@@ -259,7 +266,7 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
       caller: callerOf(claims),
       checks,
       fixes: fixesFor(checks, fixContext),
-      notes: notesFor(fixContext, verdict.reason)
+      notes
     }
   } finally {
     store?.stop()
