@@ -121,6 +121,7 @@ function catalogue (): Array<[string, string]> {
     ['39 no role', mint(entra, appClaims({ roles: undefined }))],
     ['40 another client, another role', mint(entra, appClaims({ azp: randomUUID(), oid: randomUUID(), roles: ['Reader'] }))],
     ['41 unknown kid', mint(createTestKey())],
+    ['x5t naming another published key than kid', mint(entra, appClaims({}, '1.0'), { x5t: msaKey.kid })],
     ['forged signature over a known kid', mint(attackerKey)],
     ['respelled signature', `${h}.${p}.${s.slice(0, -1)}${s.at(-1) === 'A' ? 'B' : 'A'}`],
     ['exp 1e20', mint(entra, appClaims({ exp: 1e20 }))],

@@ -33,7 +33,7 @@ export interface CheckContext {
   /** The issuer expected for the token's tid and ver (discovery document, or derived offline). */
   issuerFor: (tenant: string, version: TokenVersion) => string
   /** The key lookup and signature outcome, when known (--keys); undefined offline. */
-  keys?: { state: 'found' | 'unknown' | 'not_loaded', signature?: 'valid' | 'invalid', keyIssuer?: string | undefined, v2Issuer?: string }
+  keys?: { state: 'found' | 'unknown' | 'not_loaded', x5tMismatch?: boolean, signature?: 'valid' | 'invalid', keyIssuer?: string | undefined, v2Issuer?: string }
   now: number
 }
 
@@ -174,9 +174,10 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
   const keyBlocked = blocked ?? (unusable ? `${unusable.id} is not accepted` : headerFailed ? 'the header is refused' : undefined)
   const addKeyCheck = (id: string, rule: string, evaluate: Parameters<typeof add>[2]) =>
     keyBlocked !== undefined && blocked === undefined ? checks.push({ id, rule, status: 'skipped', detail: `not evaluated: ${keyBlocked}` }) : add(id, rule, evaluate)
-  addKeyCheck('key', 'kid is one of the tenant\'s published signing keys for this version', () => {
+  addKeyCheck('key', 'kid (and x5t, when present) name one of the tenant\'s published signing keys for this version', () => {
     if (!keys) return { status: 'not checked', detail: 'offline: run with --keys to read the tenant\'s JWKS' }
     if (keys.state === 'not_loaded') return fail('keys_unavailable', 'the tenant\'s keys could not be loaded')
+    if (keys.x5tMismatch === true) return fail('unknown_key', `x5t ${show(decoded.header?.x5t)} names another key than kid ${String(decoded.header?.kid)}`)
     return keys.state === 'found' ? pass(`kid ${String(decoded.header?.kid)} is published`) : fail('unknown_key', `kid ${String(decoded.header?.kid)} is not in the tenant's JWKS (v${version})`)
   })
   const keyFailed = checks.at(-1)?.status === 'fail'

@@ -87,6 +87,7 @@ export function normalizeToken (input: string): string {
 
 interface KeyFacts {
   state: 'found' | 'unknown' | 'not_loaded'
+  x5tMismatch?: boolean
   signature?: 'valid' | 'invalid'
   keyIssuer?: string | undefined
   v2Issuer?: string
@@ -101,6 +102,9 @@ function keyFacts (store: KeyStore, token: string, header: Record<string, unknow
   if (typeof kid !== 'string' || !KID_PATTERN.test(kid) || typeof tid !== 'string' || (ver !== '1.0' && ver !== '2.0')) return undefined
   const lookup = store.find(tid, ver, kid)
   if (lookup.state !== 'found') return { state: lookup.state === 'not_loaded' ? 'not_loaded' : 'unknown' }
+  // The validator refuses a header x5t that names another key than kid (Microsoft resolves either).
+  const keyX5t = (lookup.key as { x5t?: string }).x5t
+  if (typeof header?.x5t === 'string' && keyX5t !== undefined && header.x5t !== keyX5t) return { state: 'unknown', x5tMismatch: true }
   let signature: 'valid' | 'invalid' = 'valid'
   const signatureValid = (lookup.key as { signatureValid?: (token: string) => boolean }).signatureValid
   if (signatureValid !== undefined) {

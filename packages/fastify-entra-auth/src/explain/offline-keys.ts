@@ -22,7 +22,7 @@ import { expectedIssuer } from './clouds.ts'
 
 /** What offline mode does not check, each with the reason it would answer. */
 export const OFFLINE_SKIPS = Object.freeze([
-  'the kid is one of the tenant\'s published signing keys (unknown_key) and the keys can be loaded (keys_unavailable)',
+  'the kid (and a header x5t) name one of the tenant\'s published signing keys (unknown_key) and the keys can be loaded (keys_unavailable)',
   'the RS256 signature (bad_signature)',
   'the signing key\'s issuer (IDX40005, wrong_issuer)',
   'the issuer is compared with the one derived from the authority host, not read from the discovery document'
