@@ -262,6 +262,30 @@ describe('@azure/identity ManagedIdentityCredential', () => {
     assert.match(failureOf(result).errorMessage ?? '', /X-IDENTITY-HEADER/)
   })
 
+  test('Container Apps: a wrong IDENTITY_HEADER gets its empty 403, an unassigned client_id "Unable to load the proper Managed Identity."', async (t) => {
+    const containerApps = await startMockImds({ env: { MOCK_IMDS_TENANT_FILE: tenantFile, MOCK_IMDS_IDENTITY_HEADER: identityHeader, MOCK_IMDS_PLATFORM: 'container-apps' } })
+    t.after(() => containerApps.stop())
+    const endpoint = (header: string) => ({ IDENTITY_ENDPOINT: `${containerApps.url}/msi/token`, IDENTITY_HEADER: header })
+    // One after the other: each scenario's request count is the mock's counter before and after it.
+    const wrong = await runDriver(t, endpoint('not-the-secret'), { adminUrl: containerApps.admin.url, scenarios: [{ name: 'wrong header', credential: { kind: 'mi' }, resource: v2() }] })
+    const unknown = await runDriver(t, endpoint(identityHeader), {
+      adminUrl: containerApps.admin.url,
+      scenarios: [
+        { name: 'unknown identity', credential: { kind: 'mi', clientId: '00000000-0000-4000-8000-000000000000' }, resource: v2() },
+        { name: 'system', credential: { kind: 'mi' }, resource: v2() }
+      ]
+    })
+    const forbidden = resultOf(wrong, 'wrong header')
+    assert.equal(forbidden.requests, 1, 'a 403 is not retried')
+    assert.equal(failureOf(forbidden).errorName, 'CredentialUnavailableError')
+    // No body to quote: MSAL makes one up (msal-node's parseResponseBody path for an empty 4xx).
+    assert.match(failureOf(forbidden).errorMessage ?? '', /client_error: .*A client error occured/)
+    const unassigned = resultOf(unknown, 'unknown identity')
+    assert.equal(unassigned.requests, 1)
+    assert.match(failureOf(unassigned).errorMessage ?? '', /Unable to load the proper Managed Identity\./)
+    tokenOf(resultOf(unknown, 'system').outcomes[0])
+  })
+
   test('default retry budget: a lasting 500 is tried 4 times (3 retries), about 1 + 2 + 4 s apart, jittered', async (t) => {
     const results = await runDriver(t, imdsEnv(), {
       adminUrl: mock.admin.url,
