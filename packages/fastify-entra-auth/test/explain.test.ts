@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { runExplainCli } from '../src/explain/cli.ts'
 import type { ExplainReport } from '../src/explain/explain.ts'
-import { API_APP_ID_URI, API_CLIENT_ID, CALLER_OBJECT_ID, TENANT, appClaims, createTestKey, mint } from './helpers/authority.ts'
+import { API_APP_ID_URI, API_CLIENT_ID, CALLER_OBJECT_ID, OTHER_TENANT, TENANT, appClaims, createTestKey, mint } from './helpers/authority.ts'
 import { API_SP_ID, APP_ROLE_ID, CASES, startAppKeysAuthority, type Keys } from './fixtures/explain/cases.ts'
 
 /*
@@ -86,6 +86,13 @@ describe('explain CLI', () => {
     assert.equal((await run([token], { ...ENV, AUTH_AUDIENCE: 'api://other' })).code, 1)
     assert.equal((await run(['--audience', API_CLIENT_ID, token], { ...ENV, AUTH_AUDIENCE: 'api://other' })).code, 0)
     assert.equal((await run(['--roles', 'Admin', token])).code, 1)
+  })
+  test('--tenant \'*\' (a multi-tenant api): another tenant\'s token passes the tenant check', async () => {
+    const token = mint(keys.entra, appClaims({}, '2.0', OTHER_TENANT))
+    assert.equal((await run([token])).code, 1)
+    const result = await run(['--tenant', '*', token])
+    assert.equal(result.code, 0, result.stdout)
+    assert.match(result.stdout, /pass {8}tid/)
   })
   test('without required roles, roles are not checked and said so', async () => {
     const result = await run([mint(keys.entra, appClaims({ roles: undefined }))], { AUTH_TENANT_ID: TENANT, AUTH_AUDIENCE: API_CLIENT_ID })

@@ -22,7 +22,7 @@ Offline by default: the signature and the key checks are "not checked". --keys r
 discovery document and JWKS from the authority host and checks them too.
 
 api settings (flag, or the api's environment variable; the flag wins):
-  --tenant <ids>               ${SETTING_NAMES.tenants.env}: accepted tenant ids, comma-separated (required)
+  --tenant <ids>               ${SETTING_NAMES.tenants.env}: accepted tenant ids, comma-separated, or '*' for any (required)
   --audience <values>          ${SETTING_NAMES.audiences.env}: the api's client id and/or App ID URIs (required)
   --token-versions <list>      ${SETTING_NAMES.tokenVersions.env}: "1.0,2.0" (default) or "2.0" or "1.0"
   --roles <values>             ${SETTING_NAMES.requiredRoles.env}: the route's app roles, any one suffices (default: none)
@@ -115,7 +115,8 @@ export async function runExplainCli (argv: string[], env: NodeJS.ProcessEnv, io:
     const roleAssignedAt = assignedAt === undefined ? undefined : new Date(assignedAt)
     if (roleAssignedAt !== undefined && Number.isNaN(roleAssignedAt.getTime())) throw new UsageError(`--role-assigned-at must be a time (ISO 8601), got "${assignedAt}"`)
     const options: ExplainOptions = {
-      tenants,
+      // '*' alone: a multi-tenant api (the plugin's tenants: '*').
+      tenants: tenants.length === 1 && tenants[0] === '*' ? '*' : tenants,
       audiences,
       ...(versions ? { tokenVersions: versions as TokenVersion[] } : {}),
       requiredRoles: list(pick(values.roles, 'requiredRoles')) ?? [],
