@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test } from 'node:test'
 import { runExplainCli } from '../src/explain/cli.ts'
-import type { ExplainReport } from '../src/explain/explain.ts'
+import { explainToken, type ExplainReport } from '../src/explain/explain.ts'
 import { API_APP_ID_URI, API_CLIENT_ID, CALLER_OBJECT_ID, OTHER_TENANT, TENANT, appClaims, createTestKey, mint } from './helpers/authority.ts'
 import { API_SP_ID, APP_ROLE_ID, CASES, startAppKeysAuthority, type Keys } from './fixtures/explain/cases.ts'
 
@@ -93,6 +93,16 @@ describe('explain CLI', () => {
     const result = await run(['--tenant', '*', token])
     assert.equal(result.code, 0, result.stdout)
     assert.match(result.stdout, /pass {8}tid/)
+  })
+  test('the clock skew is the api\'s: a token expired 4 min ago passes, 6 min ago fails (both modes)', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const expiredAgo = (seconds: number) => mint(keys.entra, appClaims({ iat: now - 3600, nbf: now - 3600, exp: now - seconds }))
+    for (const mode of [[], ['--keys', '--authority-host', authority.url]]) {
+      assert.equal((await run([...mode, expiredAgo(240)])).code, 0)
+      assert.equal((await run([...mode, expiredAgo(360)])).code, 1)
+    }
+    const report = await explainToken(expiredAgo(360), { tenants: [TENANT], audiences: [API_CLIENT_ID], clockSkewMs: 600_000 })
+    assert.equal(report.verdict.reason, 'none')
   })
   test('without required roles, roles are not checked and said so', async () => {
     const result = await run([mint(keys.entra, appClaims({ roles: undefined }))], { AUTH_TENANT_ID: TENANT, AUTH_AUDIENCE: API_CLIENT_ID })

@@ -171,8 +171,9 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
     store = new KeyStore({
       authorityHost,
       tenants: resolved.tenants,
+      maxTenants: resolved.maxTenants,
       versions: tokenVersions,
-      verifier: { audiences: expandAudiences(audiences), clockToleranceMs: clockSkewMs, cacheSize: 0, cacheTtlMs: 0 },
+      verifier: { audiences: expandAudiences(audiences), clockToleranceMs: clockSkewMs },
       refreshIntervalMs: 3_600_000,
       cooldownMs: 0,
       timeoutMs: options.fetchTimeoutMs ?? 5000,
@@ -188,7 +189,8 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
 
   try {
     // What the plugin's onRequest hook does, minus the request itself (duplicate headers, query tokens).
-    const validate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes, keys })
+    // The plugin's call (src/plugin.ts) without its accepted-token cache: one token, once.
+    const validate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes, keys, clockSkewMs })
     const parsed = parseAuthorization([`Bearer ${token}`], maxTokenBytes)
     let outcome = parsed.ok ? await validate(parsed.token) : parsed
     if (keys instanceof OfflineKeys && keys.lookedUp) {
@@ -196,7 +198,7 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
       // the rest runs on its header and payload signed with the key the offline provider answers with.
       const resigned = resign(token)
       keys.answerWithKey = true
-      const offlineValidate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes: Math.max(maxTokenBytes, resigned.length), keys })
+      const offlineValidate = createTokenValidator({ tenants: resolved.tenants, audiences, versions: tokenVersions, maxTokenBytes: Math.max(maxTokenBytes, resigned.length), keys, clockSkewMs })
       outcome = await offlineValidate(resigned)
     }
     const denied = outcome.ok ? authorize(outcome.identity, requiredRoles) : withRequiredRoles(outcome, requiredRoles)
