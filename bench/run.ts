@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { startIssuerServer, TokenMint, targetEnv, writeTokens, type IssuerServer } from './lib/issuer.ts'
 import { LoadGenerator } from './lib/load.ts'
 import { readMetrics, startTarget, sumMetric } from './lib/processes.ts'
-import { markdown, type BenchResults, type Burst, type Target } from './lib/report.ts'
+import { markdown, type BenchResults, type Burst, type Overload, type Target } from './lib/report.ts'
 import { combine, machine, measure, ratio, settingsFor, type MeasureOptions, type Row } from './lib/rows.ts'
 import { admin, apiCooldown, startApi, startCaller, startMockImds, tokenRequests } from './lib/services.ts'
 
@@ -30,6 +30,7 @@ const work = mkdtempSync(join(tmpdir(), 'msi-pair-bench-'))
 const rows: Row[] = []
 const row = (id: string) => rows.find((r) => r.id === id)
 let burst: Burst | null = null
+const overload: Overload[] = []
 
 async function get (url: string, token?: string): Promise<number> {
   const response = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {})
@@ -64,23 +65,29 @@ try {
   for (const peerIssuer of peerIssuers) stops.push(() => peerIssuer.close())
   const apiInfoIssuer = await startIssuerServer({ keys: [mint.key.jwk] })
   stops.push(() => apiInfoIssuer.close())
+  const apiShedIssuer = await startIssuerServer({ keys: [mint.key.jwk] })
+  stops.push(() => apiShedIssuer.close())
 
   log('starting every target')
   // Every target starts before the first row and stays up: rows run interleaved, round after round.
-  const [bare, bareWithMetrics, api, apiInfo, mock, ...peerTargets] = await Promise.all([
+  // The rows measure what a request costs, so their api does not shed load (a busy machine's
+  // scheduling hiccups would otherwise turn into 503s); apiShed runs the defaults, for the overload row.
+  const noShedding = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }
+  const [bare, bareWithMetrics, api, apiInfo, apiShed, mock, ...peerTargets] = await Promise.all([
     startTarget('bare-api.ts', {}).then(track),
     startTarget('bare-api.ts', { BARE_METRICS: '1', BARE_BODY: JSON.stringify(mint.claims()) }).then(track),
-    startApi(issuer.url).then(track),
-    startApi(apiInfoIssuer.url, { LOG_LEVEL: 'info' }, { dropLogs: true }).then(track),
+    startApi(issuer.url, noShedding).then(track),
+    startApi(apiInfoIssuer.url, { LOG_LEVEL: 'info', ...noShedding }, { dropLogs: true }).then(track),
+    startApi(apiShedIssuer.url).then(track),
     startMockImds().then(track),
     ...peers.map(([file], index) => startTarget(file, targetEnv((peerIssuers[index] ?? issuer).url)).then(track))
   ])
-  const [apiForCaller, bareApi] = await Promise.all([startApi(mock.url).then(track), startTarget('bare-api.ts', {}).then(track)])
+  const [apiForCaller, bareApi] = await Promise.all([startApi(mock.url, noShedding).then(track), startTarget('bare-api.ts', {}).then(track)])
   const [caller, bareCaller] = await Promise.all([
     startCaller(mock.url, apiForCaller.url).then(track),
     startTarget('bare-caller.ts', { BARE_API_URL: bareApi.url }).then(track)
   ])
-  for (const target of [api, apiInfo]) {
+  for (const target of [api, apiInfo, apiShed]) {
     if (await get(`${target.url}/claims`, oneToken) !== 200) throw new Error('the api rejected a valid bench token: check its configuration')
   }
   for (const [index, peer] of peerTargets.entries()) {
@@ -197,6 +204,61 @@ try {
     if (vs) r.vsBare = vs
   }
 
+  // Overload: twice what row 3 measured, open loop, to the api with its default shedding and to the
+  // same api without (row 3's process): the first must refuse fast, the second shows the queue.
+  const capacity = row('3')?.rps ?? 0
+  if (capacity > 0) {
+    const overloadSeconds = settings.quick ? 2 : 8
+    const giveUpMs = 2000
+    const connections = 256
+    for (const [target, name] of [[apiShed, 'default shedding (OVERLOAD_* defaults)'], [api, 'shedding off (OVERLOAD_*=0)']] as const) {
+      log(`overload: ${name}`)
+      await load.startRate([{
+        name,
+        url: target.url,
+        path: '/claims',
+        rate: 2 * capacity,
+        connections,
+        giveUpMs,
+        mix: [{ kind: 'valid, unique', weight: 1, tokensFile: files.unique }]
+      }])
+      await new Promise((resolve) => setTimeout(resolve, overloadSeconds * 1000))
+      const [first, ...rest] = await load.stopRate()
+      const samples = [first, ...rest].filter((sample) => sample !== undefined)
+      const statusCounts: Record<string, number> = {}
+      const byStatus: Record<string, number[]> = {}
+      let dropped = 0
+      for (const sample of samples) {
+        dropped += sample.dropped
+        for (const counts of Object.values(sample.byKind)) for (const [status, n] of Object.entries(counts)) statusCounts[status] = (statusCounts[status] ?? 0) + n
+        for (const [status, values] of Object.entries(sample.latenciesByStatus)) (byStatus[status] ??= []).push(...values)
+      }
+      const spread = (values: number[] = []) => {
+        const sorted = Float64Array.from(values).sort()
+        const at = (p: number) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0
+        return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 }
+      }
+      const sent = Object.values(statusCounts).reduce((a, b) => a + b, 0)
+      overload.push({
+        target: name,
+        capacityRps: capacity,
+        offeredRps: 2 * capacity,
+        seconds: overloadSeconds,
+        connections,
+        giveUpMs,
+        sent,
+        statusCounts,
+        gaveUp: statusCounts['no answer'] ?? 0,
+        dropped,
+        acceptedMs: spread(byStatus['200']),
+        refusedMs: spread(byStatus['503']),
+        shareRefused: sent > 0 ? (statusCounts['503'] ?? 0) / sent : 0
+      })
+      // Let the api drain what it still holds before the next run.
+      await new Promise((resolve) => setTimeout(resolve, 2000))
+    }
+  }
+
   log(`cold burst of ${settings.burst}`)
   {
     const before = await tokenRequests(mock)
@@ -268,6 +330,14 @@ try {
       met: (floodRow.jwksFetches ?? Infinity) <= (floodRow.allowedJwksFetches ?? 0)
     })
   }
+  const shed = overload[0]
+  if (shed) {
+    targets.push({
+      goal: 'past capacity (2x row 3, open loop) the api refuses fast: every request answered before its client\'s deadline, 503 with Retry-After for what it cannot serve',
+      measured: `${(shed.shareRefused * 100).toFixed(0)}% refused, ${shed.gaveUp} given up of ${shed.sent}, accepted p99 ${shed.acceptedMs.p99.toFixed(0)} ms${overload[1] ? ` (without shedding: ${overload[1].gaveUp} given up, accepted p99 ${overload[1].acceptedMs.p99.toFixed(0)} ms)` : ''}`,
+      met: shed.gaveUp === 0 && shed.dropped === 0
+    })
+  }
   if (burst) {
     targets.push({ goal: 'the cold burst causes exactly 1 token request', measured: `${burst.tokenRequests}`, met: burst.tokenRequests === 1 })
   }
@@ -286,6 +356,7 @@ try {
       cooldown: cooldown.note
     },
     rows,
+    overload,
     burst,
     targets
   }

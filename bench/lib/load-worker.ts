@@ -109,7 +109,7 @@ let ticker: NodeJS.Timeout | undefined
 let startedAt = 0
 const tokenFiles = new Map<string, string[]>()
 
-const emptySample = (name: string): RateSample => ({ name, answered: 0, dropped: 0, byKind: {}, latencies: [], nonOkWithToken: 0, validUntilMs: 0 })
+const emptySample = (name: string): RateSample => ({ name, answered: 0, dropped: 0, byKind: {}, latencies: [], latenciesByStatus: {}, nonOkWithToken: 0, validUntilMs: 0 })
 
 function fire (state: StreamState): void {
   const kind = state.pattern[state.sent % state.pattern.length] as string
@@ -125,12 +125,24 @@ function fire (state: StreamState): void {
   const record = (status: string) => {
     const stats = state.stats
     stats.answered++
-    stats.latencies.push(performance.now() - began)
+    const latency = performance.now() - began
+    stats.latencies.push(latency)
+    const byStatusLatency = stats.latenciesByStatus[status] ?? (stats.latenciesByStatus[status] = [])
+    byStatusLatency.push(latency)
     const byStatus = stats.byKind[kind] ?? (stats.byKind[kind] = {})
     byStatus[status] = (byStatus[status] ?? 0) + 1
     if (status !== '200' && Date.now() < state.validUntilMs) stats.nonOkWithToken++
   }
-  state.pool.request({ method: 'GET', path: state.spec.path, headers: token ? { authorization: `Bearer ${token}` } : {}, headersTimeout: 10_000, bodyTimeout: 10_000 })
+  state.pool.request({
+    method: 'GET',
+    path: state.spec.path,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+    // The client gives up this long after it wanted to send, whether the request waited for a
+    // connection or for its answer: what a caller with a deadline does.
+    ...(state.spec.giveUpMs === undefined ? {} : { signal: AbortSignal.timeout(state.spec.giveUpMs) })
+  })
     .then(async (response) => {
       const text = await response.body.text()
       if (state.spec.readsExp && response.statusCode === 200) {
@@ -183,7 +195,9 @@ async function stopRate (): Promise<RateSample[]> {
   const deadline = Date.now() + 12_000
   while (streams.some((state) => state.inFlight > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
   const last = sampleRate()
-  await Promise.all(streams.map((state) => state.pool.close()))
+  await Promise.all(streams.map((state) => state.pool.destroy()))
+  // Ready for another run in the same worker.
+  streams.length = 0
   return last
 }
 

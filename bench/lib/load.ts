@@ -29,6 +29,8 @@ export interface RateStream {
   readsExp?: boolean
   /** A token counts as in hand until this long before its exp (a caller rightly stops using it then). */
   expiryMarginMs?: number
+  /** How long after it was due a request is given up (aborted) if it has no answer, in ms. Default: 10 s for the headers. */
+  giveUpMs?: number
 }
 
 /** What one stream saw since the previous sample. */
@@ -40,6 +42,8 @@ export interface RateSample {
   /** kind -> status (or 'no answer') -> count */
   byKind: Record<string, Record<string, number>>
   latencies: number[]
+  /** The same latencies by status ('no answer' for requests given up or failed). */
+  latenciesByStatus: Record<string, number[]>
   /** Non-200 answers while the stream had seen a token that had not expired yet. */
   nonOkWithToken: number
   validUntilMs: number

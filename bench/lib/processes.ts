@@ -30,7 +30,7 @@ export interface Target {
  * Starts one bench target (bench/targets/<file>.ts) as its own process and waits for the line it
  * prints once it listens. Its environment is only what `env` says, plus PATH.
  */
-export async function startTarget (file: string, env: Record<string, string>, timeoutMs = 15_000): Promise<Target> {
+export async function startTarget (file: string, env: Record<string, string>, timeoutMs = 60_000): Promise<Target> {
   const child: ChildProcess = spawn(process.execPath, [`bench/targets/${file}`], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
@@ -81,7 +81,7 @@ export function sampleProcess (pid: number): ProcessSample {
 }
 
 /** Waits until GET /readyz answers 200 (or the service has no /readyz: 404 counts as ready). */
-export async function waitReady (url: string, timeoutMs = 15_000): Promise<void> {
+export async function waitReady (url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last = 'no answer'
   while (Date.now() < deadline) {

@@ -17,6 +17,27 @@ export interface Burst {
 
 export interface Target { goal: string, measured: string, met: boolean }
 
+/** Twice the measured capacity offered open loop to one api, for a while. */
+export interface Overload {
+  target: string
+  /** req/s the row it is twice of measured (row 3, closed loop). */
+  capacityRps: number
+  offeredRps: number
+  seconds: number
+  connections: number
+  /** The client gives up (aborts) a request this long after it was due. */
+  giveUpMs: number
+  sent: number
+  statusCounts: Record<string, number>
+  /** Given up (no answer before giveUpMs) or failed: answered after its client gave up, or never. */
+  gaveUp: number
+  /** Not sent because the generator already had too many waiting. */
+  dropped: number
+  acceptedMs: { p50: number, p99: number, max: number }
+  refusedMs: { p50: number, p99: number, max: number }
+  shareRefused: number
+}
+
 export interface BenchResults {
   meta: {
     date: string
@@ -31,6 +52,7 @@ export interface BenchResults {
     cooldown: string
   }
   rows: Row[]
+  overload?: Overload[]
   burst: Burst | null
   targets: Target[]
 }
@@ -67,6 +89,14 @@ export function markdown (results: BenchResults): string {
     const b = results.burst
     const fault = b.faultMs === undefined ? '' : ` while its first token request was in flight (mock-imds held it ${b.faultMs} ms; the burst left ${Math.round(b.sentAfterMs ?? 0)} ms after the caller was started, its /readyz answering ${b.readyBefore ?? '?'} just before)`
     out.push(`Cold burst: ${b.concurrency} concurrent GET /call against a caller just started${fault}: ${Object.entries(b.statusCounts).map(([s, n]) => `${n}× ${s}`).join(', ')}${b.errors ? `, ${b.errors} without answer` : ''} in ${Math.round(b.elapsedMs)} ms; **${b.tokenRequests} token request(s)** reached mock-imds (counted by ${b.countedBy}).`, '')
+  }
+  if (results.overload && results.overload.length > 0) {
+    out.push('Overload: twice the capacity measured by row 3 (distinct tokens), offered open loop; the client gives up a request that has no answer after its deadline.', '')
+    out.push('| api | offered req/s | s | connections | sent | 200 | 503 | refused | given up | accepted p50 / p99 / max ms | refused p99 ms |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|')
+    for (const o of results.overload) {
+      out.push(`| ${o.target} | ${Math.round(o.offeredRps)} (2 × ${Math.round(o.capacityRps)}) | ${o.seconds} | ${o.connections} | ${o.sent} | ${o.statusCounts['200'] ?? 0} | ${o.statusCounts['503'] ?? 0} | ${(o.shareRefused * 100).toFixed(0)}% | ${o.gaveUp}${o.dropped ? ` (+${o.dropped} not sent)` : ''} (deadline ${o.giveUpMs} ms) | ${fixed(o.acceptedMs.p50, 1)} / ${fixed(o.acceptedMs.p99, 1)} / ${fixed(o.acceptedMs.max, 0)} | ${fixed(o.refusedMs.p99, 1)} |`)
+    }
+    out.push('')
   }
   out.push('Goals (issue 15, and issue 8 where marked):', '')
   for (const target of results.targets) out.push(`- ${target.met ? 'met' : '**not met**'}: ${target.goal} (measured: ${target.measured})`)

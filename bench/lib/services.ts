@@ -6,6 +6,7 @@ import { freePort, readMetrics, sumMetric, waitReady } from './processes.ts'
  * The three services, driven only as black boxes: their processes (scripts/lib/processes.ts), their
  * environment contract and their HTTP endpoints. Every service runs at LOG_LEVEL=warn on a port
  * chosen here, as every bench target does, so that no row pays for two log lines per request.
+ * Start deadlines are a minute: a dozen processes start at once on a machine that may be busy.
  */
 
 export interface Service { name: string, url: string, pid: number, logs: string[], stop: () => Promise<void> }
@@ -21,6 +22,7 @@ const asService = (running: RunningService): Service => ({
 export async function startApi (authorityHost: string, extraEnv: Record<string, string> = {}, { dropLogs = false } = {}): Promise<Service> {
   const port = await freePort()
   const api = await startService('api', {
+    timeoutMs: 60_000,
     env: { ...apiEnv(authorityHost, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv }
   })
   if (dropLogs) {
@@ -41,6 +43,7 @@ export interface MockImdsService extends Service {
 export async function startMockImds (extraEnv: Record<string, string> = {}): Promise<MockImdsService> {
   const adminPort = await freePort()
   const mock = await startService('mock-imds', {
+    timeoutMs: 60_000,
     env: { MOCK_IMDS_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info', ...extraEnv }
   })
   return { ...asService(mock), adminUrl: `http://127.0.0.1:${adminPort}` }
@@ -49,6 +52,7 @@ export async function startMockImds (extraEnv: Record<string, string> = {}): Pro
 export async function startCaller (mockUrl: string, apiUrl: string, extraEnv: Record<string, string> = {}): Promise<Service> {
   const port = await freePort()
   const caller = await startService('caller', {
+    timeoutMs: 60_000,
     env: { ...callerImdsEnv(mockUrl, apiUrl, tenant.apiScope), PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv }
   })
   return asService(caller)

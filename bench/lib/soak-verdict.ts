@@ -10,7 +10,7 @@ export interface ServiceSample {
 export interface Sample {
   /** seconds since the start */
   t: number
-  streams: Array<Omit<RateSample, 'latencies'> & { rps: number, p99Ms: number }>
+  streams: Array<Omit<RateSample, 'latencies' | 'latenciesByStatus'> & { rps: number, p99Ms: number }>
   services: Record<string, ServiceSample>
 }
 

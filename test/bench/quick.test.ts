@@ -92,6 +92,19 @@ test('the cold burst of 1,000 concurrent calls caused exactly one token request'
   assert.equal(results.burst?.readyBefore, 503, 'the caller had no token yet when the burst left')
 })
 
+test('overload: twice row 3\'s capacity offered to the api with and without shedding; valid tokens only ever get 200 or 503', () => {
+  const overload = results.overload ?? []
+  assert.equal(overload.length, 2)
+  const capacity = results.rows.find((row) => row.id === '3')?.rps ?? 0
+  for (const run of overload) {
+    assert.ok(Math.abs(run.offeredRps - 2 * capacity) < 1e-6, `${run.target}: offered ${run.offeredRps}, capacity ${capacity}`)
+    assert.ok(run.sent > 0, `${run.target}: nothing sent`)
+    for (const status of Object.keys(run.statusCounts)) assert.ok(['200', '503', 'no answer'].includes(status), `${run.target}: ${status}`)
+    assert.ok(run.shareRefused >= 0 && run.shareRefused <= 1)
+  }
+  assert.equal(overload[1]?.statusCounts['503'], undefined, 'the api without shedding never refuses')
+})
+
 test('the Markdown table has a line per row', () => {
   const table = readFileSync(join(out, 'latest.md'), 'utf8')
   for (const id of expectedRows) assert.match(table, new RegExp(`^\\| ${id} \\|`, 'm'))
