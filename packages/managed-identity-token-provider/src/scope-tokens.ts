@@ -194,9 +194,8 @@ export class ScopeTokens {
     const deploymentError = failure !== undefined && !failure.retryable
     return new TokenUnavailableError(message, {
       reason: failure?.reason ?? 'timeout',
-      hint: fetching || failure?.hint === undefined
-        ? 'the token is still being fetched: the acquisition goes on in the background, ask again later'
-        : failure.hint,
+      // What the last failure says is the most useful hint; without one, that the fetch goes on.
+      hint: failure?.hint ?? 'the token is still being fetched: the acquisition goes on in the background, ask again later',
       deploymentError,
       fetching,
       status: failure?.status,
