@@ -67,6 +67,15 @@ export interface FastifyEntraAuthOptions {
    * @default 8192
    */
   maxTokenBytes?: number
+  /**
+   * Where RSA signatures are checked: `'event-loop'` (crypto.verify inline: the least CPU per check) or
+   * `'thread-pool'` (crypto.verify's callback form, on libuv's thread pool, `UV_THREADPOOL_SIZE` threads:
+   * a flood of distinct or forged tokens can use a second core while the event loop serves the rest, at a
+   * few µs more CPU per check). Keys, caches and metrics stay one per api either way. bench/README.md has
+   * both measured.
+   * @default 'event-loop'
+   */
+  signatureChecks?: 'event-loop' | 'thread-pool'
   /** Signing-key (discovery + JWKS) fetching. */
   jwks?: JwksOptions
   /** Caches of verified and accepted tokens. */
@@ -141,6 +150,7 @@ export interface ResolvedOptions {
   signingKeysAppId: string | undefined
   clockSkewMs: number
   maxTokenBytes: number
+  signatureChecks: 'event-loop' | 'thread-pool'
   jwks: Required<JwksOptions>
   tokenCache: Required<TokenCacheOptions>
 }
@@ -151,6 +161,7 @@ export const DEFAULTS = Object.freeze({
   authorityHost: 'https://login.microsoftonline.com',
   clockSkewMs: 300_000,
   maxTokenBytes: 8192,
+  signatureChecks: 'event-loop' as const,
   maxTenants: 1000,
   jwks: Object.freeze({ refreshIntervalMs: 3_600_000, cooldownMs: 300_000, fetchTimeoutMs: 5000, retryMaxMs: 60_000 }),
   tokenCache: Object.freeze({ size: 1000, maxBytes: 8 * 1024 * 1024, ttlMs: 600_000 })
@@ -166,6 +177,12 @@ export class EntraAuthOptionsError extends TypeError {
     super(`fastify-entra-auth: option ${option} ${message}`)
     this.option = option
   }
+}
+
+function signatureChecks (value: unknown): 'event-loop' | 'thread-pool' {
+  if (value === undefined) return DEFAULTS.signatureChecks
+  if (value !== 'event-loop' && value !== 'thread-pool') throw new EntraAuthOptionsError('signatureChecks', `must be 'event-loop' or 'thread-pool', got ${JSON.stringify(value)}`)
+  return value
 }
 
 function integer (option: string, value: number | undefined, fallback: number, minimum: number, maximum = 7 * 86_400_000): number {
@@ -211,6 +228,7 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
     signingKeysAppId,
     clockSkewMs: integer('clockSkewMs', options.clockSkewMs, DEFAULTS.clockSkewMs, 0, 3_600_000),
     maxTokenBytes: integer('maxTokenBytes', options.maxTokenBytes, DEFAULTS.maxTokenBytes, 1024, 256_000),
+    signatureChecks: signatureChecks(options.signatureChecks),
     jwks: {
       refreshIntervalMs: integer('jwks.refreshIntervalMs', jwks.refreshIntervalMs, DEFAULTS.jwks.refreshIntervalMs, 100),
       cooldownMs: integer('jwks.cooldownMs', jwks.cooldownMs, DEFAULTS.jwks.cooldownMs, 0),

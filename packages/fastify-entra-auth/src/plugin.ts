@@ -108,6 +108,7 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     maxTokenBytes,
     keys: keyStore,
     clockSkewMs,
+    signatureChecks: options.signatureChecks,
     acceptedCache: cache
   })
 

@@ -81,9 +81,14 @@ export interface ValidatorOptions {
   keys: KeyProvider
   /** Leeway on exp and nbf, in ms (Microsoft's DefaultClockSkew: 300 000). Default 300 000. */
   clockSkewMs?: number
+  /** Where RSA signatures are checked (FastifyEntraAuthOptions.signatureChecks). Default 'event-loop'. */
+  signatureChecks?: SignatureChecks
   /** Accepted tokens remembered by their exact text (and signing key); size 0 turns it off. */
   acceptedCache?: AcceptedCacheOptions
 }
+
+/** 'event-loop': crypto.verify inline (least CPU per check); 'thread-pool': on libuv's threads (can use a second core). */
+export type SignatureChecks = 'event-loop' | 'thread-pool'
 
 export interface AcceptedCacheOptions {
   /** Entries at most. */
@@ -366,6 +371,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
   const audiences = new Set(expandAudiences(options.audiences))
   const { keys, maxTokenBytes } = options
   const clockSkewMs = options.clockSkewMs ?? 300_000
+  const offLoop = options.signatureChecks === 'thread-pool'
   const accepted = options.acceptedCache ? new AcceptedTokens(options.acceptedCache) : undefined
 
   /** The Entra rules fast-jwt cannot express, on a payload whose signature and standard claims passed. */
@@ -474,7 +480,8 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     // or x5t (JwtTokenUtilities.ResolveTokenSigningKey), so a token whose x5t names another key is refused
     // there or not depending on the JWKS order (differential test); here it is always refused.
     if (typeof header.x5t === 'string' && key.x5t !== undefined && header.x5t !== key.x5t) return invalid('unknown_key', 'the signature key was not found')
-    if (!key.signatureValid(token)) return invalid('bad_signature', 'the token signature is invalid')
+    const valid = offLoop && key.signatureValidOffLoop !== undefined ? await key.signatureValidOffLoop(token) : key.signatureValid(token)
+    if (!valid) return invalid('bad_signature', 'the token signature is invalid')
     // The payload decoded above is the one signed: from here on its claims are the issuer's.
     for (const name of REQUIRED_CLAIMS[version]) {
       if (!(name in claims)) return invalid('missing_claim', 'the token lacks a required claim')

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict'
 import { verify as cryptoVerify } from 'node:crypto'
 import { describe, test } from 'node:test'
+import Fastify from 'fastify'
+import { Registry } from 'prom-client'
+import fastifyEntraAuth from '../src/index.ts'
 import type { KeyLookup, SigningKey } from '../src/key-store.ts'
 import { resolveOptions } from '../src/options.ts'
 import { acceptedEntryBytes, createTokenValidator, type KeyProvider, type TokenVersion } from '../src/token-validation.ts'
-import { API_CLIENT_ID, TENANT, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
+import { API_CLIENT_ID, TENANT, TestAuthority, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
 
 /*
  * The one verified-token cache (accepted tokens by text and signing key): bounded by entries and by
@@ -143,5 +146,32 @@ describe('the verified-token cache', () => {
     assert.equal(resolveOptions(base).tokenCache.maxBytes, 8 * 1024 * 1024)
     assert.equal(resolveOptions({ ...base, tokenCache: { maxBytes: 65_536 } }).tokenCache.maxBytes, 65_536)
     assert.throws(() => resolveOptions({ ...base, tokenCache: { maxBytes: 1000 } }), /tokenCache\.maxBytes/)
+  })
+})
+
+describe('signatureChecks', () => {
+  test("'thread-pool': the same answers as on the event loop, from the key store's thread-pool check", async (t) => {
+    const key = createTestKey()
+    const authority = await TestAuthority.start({ [TENANT]: [key] })
+    t.after(() => authority.stop())
+    for (const signatureChecks of ['event-loop', 'thread-pool'] as const) {
+      const app = Fastify()
+      t.after(() => app.close())
+      await app.register(fastifyEntraAuth, { tenants: [TENANT], audiences: [API_CLIENT_ID], authorityHost: authority.url, signatureChecks, registry: new Registry(), tokenCache: { size: 0 } })
+      const lookup = app.entraAuth.keyStore.find(TENANT, '2.0', key.kid)
+      assert.ok(lookup.state === 'found' && typeof lookup.key.signatureValidOffLoop === 'function')
+      const forged = mint(createTestKey({ kid: key.kid }))
+      const valid = mint(key)
+      assert.ok((await app.entraAuth.validate(valid)).ok, signatureChecks)
+      const refused = await app.entraAuth.validate(forged)
+      assert.deepEqual(refused.ok ? null : [refused.status, refused.reason], [401, 'bad_signature'], signatureChecks)
+      assert.equal(await lookup.key.signatureValidOffLoop(valid), true)
+      assert.equal(await lookup.key.signatureValidOffLoop(forged), false)
+      assert.equal(await lookup.key.signatureValidOffLoop(`${valid.slice(0, valid.lastIndexOf('.'))}.AAAA`), false, 'a short signature is false, not a throw')
+    }
+  })
+
+  test('an unknown value is refused at registration', () => {
+    assert.throws(() => resolveOptions({ tenants: [TENANT], audiences: [API_CLIENT_ID], signatureChecks: 'workers' as 'event-loop' }), /signatureChecks/)
   })
 })

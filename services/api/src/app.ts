@@ -25,6 +25,7 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
     tokenVersions: config.AUTH_ACCEPTED_TOKEN_VERSIONS,
     authorityHost: config.AUTH_AUTHORITY_HOST,
     maxTokenBytes: config.AUTH_MAX_TOKEN_BYTES,
+    signatureChecks: config.AUTH_SIGNATURE_CHECKS,
     jwks: {
       refreshIntervalMs: config.AUTH_JWKS_REFRESH_INTERVAL_MS,
       cooldownMs: config.AUTH_JWKS_COOLDOWN_MS,
