@@ -41,11 +41,13 @@ export async function startService (name: ServiceName, options: StartOptions = {
     if (value === undefined) delete env[key]
     else env[key] = value
   }
+  // Generous: two cores shared by a whole test run start a Node process in seconds, not milliseconds.
+  const timeoutMs = options.timeoutMs ?? 30_000
   const child = spawn(process.execPath, [entryPoints[name]], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: string[] = []
   let buffered = ''
   const listening = new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${options.timeoutMs ?? 15_000} ms:\n${logs.join('\n')}`)), options.timeoutMs ?? 15_000)
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms:\n${logs.join('\n')}`)), timeoutMs)
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       if (options.inheritOutput) process.stdout.write(chunk)
       buffered += chunk
@@ -68,8 +70,15 @@ export async function startService (name: ServiceName, options: StartOptions = {
   })
   // With a fixed port and a quiet log level there is no "listening" line to wait for: poll instead.
   const fixedPort = Number(env.PORT)
-  const port = fixedPort > 0 ? await Promise.race([listening, pollHealth(fixedPort, options.timeoutMs ?? 15_000)]) : await listening
   listening.catch(() => {})
+  let port: number
+  try {
+    port = fixedPort > 0 ? await Promise.race([listening, pollHealth(fixedPort, timeoutMs)]) : await listening
+  } catch (error) {
+    // A service that never listened must not outlive the test that started it.
+    child.kill('SIGKILL')
+    throw error
+  }
   return {
     name,
     port,
