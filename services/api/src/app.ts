@@ -21,9 +21,11 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
   })
   await app.register(fastifyEntraAuth, {
     tenants: config.AUTH_TENANT_ID,
+    maxTenants: config.AUTH_MAX_TENANTS,
     audiences: config.AUTH_AUDIENCE,
     tokenVersions: config.AUTH_ACCEPTED_TOKEN_VERSIONS,
     authorityHost: config.AUTH_AUTHORITY_HOST,
+    signingKeysAppId: config.AUTH_SIGNING_KEYS_APP_ID,
     maxTokenBytes: config.AUTH_MAX_TOKEN_BYTES,
     signatureChecks: config.AUTH_SIGNATURE_CHECKS,
     jwks: {

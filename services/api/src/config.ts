@@ -8,8 +8,19 @@ const Milliseconds = (fallback: number, minimum: number) => Type.Integer({ minim
 export const ApiConfigSchema = Type.Object({
   ...CommonConfig.properties,
   PORT: Port(3001),
-  /** The tenants whose tokens are accepted (GUIDs, comma-separated). */
-  AUTH_TENANT_ID: CommaList(guid),
+  /**
+   * The tenants whose tokens are accepted: GUIDs, comma-separated, or `*` for a multi-tenant api
+   * (Microsoft.Identity.Web's {tenantid} issuer template: any tenant, each tenant's keys loaded on first
+   * use, iss still bound to tid and ver).
+   */
+  AUTH_TENANT_ID: Type.Union([Type.Literal('*'), CommaList(guid)]),
+  /** With AUTH_TENANT_ID=*: tenants whose keys are held at once; past it the least recently used is dropped. */
+  AUTH_MAX_TENANTS: Type.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+  /**
+   * The api's own client id when its app registration has its own signing key (claims mapping): discovery is
+   * then read with `?appid=<it>`, whose jwks_uri lists that key (Microsoft Learn, "Access token validation").
+   */
+  AUTH_SIGNING_KEYS_APP_ID: Type.Optional(Type.String({ pattern: `^${guid}$` })),
   /** Accepted audiences: the api's client ID and/or its App ID URI, comma-separated. */
   AUTH_AUDIENCE: CommaList('[^,\\s]+'),
   /** Roles any one of which lets a caller in (comma-separated; printable ASCII without quote or backslash: they go into WWW-Authenticate). */
@@ -57,7 +68,7 @@ type RawApiConfig = Static<typeof ApiConfigSchema>
 export type { TokenVersion }
 
 export interface ApiConfig extends Omit<RawApiConfig, 'AUTH_TENANT_ID' | 'AUTH_AUDIENCE' | 'AUTH_REQUIRED_ROLES' | 'AUTH_ACCEPTED_TOKEN_VERSIONS'> {
-  AUTH_TENANT_ID: string[]
+  AUTH_TENANT_ID: string[] | '*'
   AUTH_AUDIENCE: string[]
   AUTH_REQUIRED_ROLES: string[]
   AUTH_ACCEPTED_TOKEN_VERSIONS: TokenVersion[]
@@ -67,7 +78,7 @@ export function readConfig (env = process.env): ApiConfig {
   const raw = loadConfig(ApiConfigSchema, env)
   return {
     ...raw,
-    AUTH_TENANT_ID: [...new Set(splitList(raw.AUTH_TENANT_ID).map((tenant) => tenant.toLowerCase()))],
+    AUTH_TENANT_ID: raw.AUTH_TENANT_ID.trim() === '*' ? '*' : [...new Set(splitList(raw.AUTH_TENANT_ID).map((tenant) => tenant.toLowerCase()))],
     AUTH_AUDIENCE: splitList(raw.AUTH_AUDIENCE),
     AUTH_REQUIRED_ROLES: splitList(raw.AUTH_REQUIRED_ROLES),
     AUTH_ACCEPTED_TOKEN_VERSIONS: [...new Set(splitList(raw.AUTH_ACCEPTED_TOKEN_VERSIONS) as TokenVersion[])].sort(),

@@ -33,3 +33,15 @@ test('roles go into WWW-Authenticate, so quotes, backslashes and spaces are refu
     assert.throws(() => readConfig({ ...base, AUTH_REQUIRED_ROLES: roles }), /AUTH_REQUIRED_ROLES/)
   }
 })
+
+test('a multi-tenant api: AUTH_TENANT_ID=* with its bound, and an app-specific signing key', () => {
+  const config = readConfig({ ...base, AUTH_TENANT_ID: '*', AUTH_MAX_TENANTS: '50', AUTH_SIGNING_KEYS_APP_ID: '6E74172B-BE56-4843-9FF4-E66A39BB12E3' })
+  assert.equal(config.AUTH_TENANT_ID, '*')
+  assert.equal(config.AUTH_MAX_TENANTS, 50)
+  assert.equal(config.AUTH_SIGNING_KEYS_APP_ID, '6E74172B-BE56-4843-9FF4-E66A39BB12E3')
+  assert.equal(readConfig(base).AUTH_MAX_TENANTS, 1000)
+  assert.equal(readConfig(base).AUTH_SIGNING_KEYS_APP_ID, undefined)
+  for (const [name, value] of [['AUTH_TENANT_ID', '*,72f988bf-86f1-41af-91ab-2d7cd011db47'], ['AUTH_MAX_TENANTS', '0'], ['AUTH_SIGNING_KEYS_APP_ID', 'api://x']]) {
+    assert.throws(() => readConfig({ ...base, [name as string]: value }), (error: Error) => error instanceof ConfigError && error.message.includes(name as string))
+  }
+})
