@@ -490,16 +490,18 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     const now = Date.now()
     if (now < (claims.nbf as number) * 1000 - clockSkewMs) return invalid('not_yet_valid', 'the token is not valid yet')
     if (now > (claims.exp as number) * 1000 + clockSkewMs) return invalid('expired', 'the token expired')
-    const result = checkEntraRules(claims, payloadJson, issuer, tid, version)
-    if ('ok' in result) return result
     // Signing-key issuer validation (EnableAadSigningKeyIssuerValidation, IDX40005): a key whose v2 JWKS
     // entry names an issuer signs only for it, {tenantid} read as the token's tid; Microsoft also lets it
     // equal the v2 form of the tenant's issuer, which is how a v1 token passes a {tenantid} key. Checked
-    // per request, outside the per-payload memo: the key's v2 entry may change on a refresh.
+    // per request, outside the per-payload memo: the key's v2 entry may change on a refresh. Before the
+    // Entra rules, so that a token whose key is not its issuer's is 401 even when it is also delegated
+    // (a 403 would say the token is valid; the differential test found that order).
     if (keyIssuer !== undefined) {
       const expected = keyIssuer.replaceAll('{tenantid}', tid)
-      if (expected !== result.claims.iss && expected !== lookup.v2Issuer) return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
+      if (expected !== claims.iss && expected !== lookup.v2Issuer) return invalid('wrong_issuer', 'the signing key does not belong to the token issuer')
     }
+    const result = checkEntraRules(claims, payloadJson, issuer, tid, version)
+    if ('ok' in result) return result
     accepted?.set(token, { identity: result, bytes: acceptedEntryBytes(token, payloadJson), key, tid, version, kid, keyIssuer })
     return { ok: true, identity: result, fromCache: false }
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
-import { TENANT, TestAuthority, appClaims, createTestKey, mint, type TestKey } from './helpers/authority.ts'
+import { OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
 import { startApp, type TestApp } from './helpers/app.ts'
 
 /*
@@ -13,11 +13,14 @@ import { startApp, type TestApp } from './helpers/app.ts'
 let authority: TestAuthority
 let first: TestKey
 let second: TestKey
+/** Published in the tenant's JWKS, but its v2 entry names another tenant as its issuer. */
+let foreign: TestKey
 let api: TestApp
 before(async () => {
   first = createTestKey()
   second = createTestKey()
-  authority = await TestAuthority.start({ [TENANT]: [first, second] })
+  foreign = createTestKey({ jwksIssuer: v2Issuer(OTHER_TENANT) })
+  authority = await TestAuthority.start({ [TENANT]: [first, second, foreign] })
   api = await startApp(authority.url)
 })
 after(async () => {
@@ -41,4 +44,13 @@ test('x5t naming another published key than kid: 401 unknown key, whichever key 
     assert.match(String(response.headers['www-authenticate']), /error="invalid_token", error_description="the signature key was not found"/)
   }
   assert.equal(await status(mint(first, appClaims(), { x5t: 'AAAAAAAAAAAAAAAAAAAAAAAAAAA' })), 401)
+})
+
+test('a key whose issuer is another tenant: 401 wrong_issuer before any 403, even for a delegated token (Microsoft: IDX40005)', async () => {
+  for (const claims of [appClaims(), appClaims({ scp: 'user_impersonation' }), appClaims({ roles: ['Other'] }), appClaims({}, '1.0')]) {
+    const response = await api.get(`Bearer ${mint(foreign, claims)}`)
+    assert.equal(response.statusCode, 401, JSON.stringify(claims))
+    assert.match(String(response.headers['www-authenticate']), /error="invalid_token", error_description="the signing key does not belong to the token issuer"/)
+  }
+  assert.equal((await api.get(`Bearer ${mint(first, appClaims({ scp: 'user_impersonation' }))}`)).statusCode, 403, 'the same delegated token with the tenant\'s own key')
 })
