@@ -67,18 +67,21 @@ try {
   stops.push(() => apiInfoIssuer.close())
   const apiShedIssuer = await startIssuerServer({ keys: [mint.key.jwk] })
   stops.push(() => apiShedIssuer.close())
+  const apiPoolIssuer = await startIssuerServer({ keys: [mint.key.jwk] })
+  stops.push(() => apiPoolIssuer.close())
 
   log('starting every target')
   // Every target starts before the first row and stays up: rows run interleaved, round after round.
   // The rows measure what a request costs, so their api does not shed load (a busy machine's
   // scheduling hiccups would otherwise turn into 503s); apiShed runs the defaults, for the overload row.
   const noShedding = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }
-  const [bare, bareWithMetrics, api, apiInfo, apiShed, mock, ...peerTargets] = await Promise.all([
+  const [bare, bareWithMetrics, api, apiInfo, apiShed, apiPool, mock, ...peerTargets] = await Promise.all([
     startTarget('bare-api.ts', {}).then(track),
     startTarget('bare-api.ts', { BARE_METRICS: '1', BARE_BODY: JSON.stringify(mint.claims()) }).then(track),
     startApi(issuer.url, noShedding).then(track),
     startApi(apiInfoIssuer.url, { LOG_LEVEL: 'info', ...noShedding }, { dropLogs: true }).then(track),
     startApi(apiShedIssuer.url).then(track),
+    startApi(apiPoolIssuer.url, { AUTH_SIGNATURE_CHECKS: 'thread-pool', ...noShedding }).then(track),
     startMockImds().then(track),
     ...peers.map(([file], index) => startTarget(file, targetEnv((peerIssuers[index] ?? issuer).url)).then(track))
   ])
@@ -87,7 +90,7 @@ try {
     startCaller(mock.url, apiForCaller.url).then(track),
     startTarget('bare-caller.ts', { BARE_API_URL: bareApi.url }).then(track)
   ])
-  for (const target of [api, apiInfo, apiShed]) {
+  for (const target of [api, apiInfo, apiShed, apiPool]) {
     if (await get(`${target.url}/claims`, oneToken) !== 200) throw new Error('the api rejected a valid bench token: check its configuration')
   }
   for (const [index, peer] of peerTargets.entries()) {
@@ -132,7 +135,29 @@ try {
       tokensFile: files.one
     },
     { ...common, ...apiTarget, id: '3', kind: 'unique', name: `api /claims, a different token every request (${settings.uniqueTokens} cycled)`, expectStatus: 200, tokensFile: files.unique, around: countCacheHits },
+    {
+      ...common,
+      id: '3t',
+      kind: 'unique',
+      name: 'row 3 with AUTH_SIGNATURE_CHECKS=thread-pool (signatures on libuv\'s threads)',
+      url: apiPool.url,
+      path: '/claims',
+      processes: [{ name: 'api (thread pool)', pid: apiPool.pid }],
+      expectStatus: 200,
+      tokensFile: files.unique
+    },
     { ...common, ...apiTarget, id: '4a', kind: 'badSignature', name: `api, bad signature (${settings.invalidTokens} cycled)`, expectStatus: 401, tokensFile: files.badSignature },
+    {
+      ...common,
+      id: '4at',
+      kind: 'badSignature',
+      name: 'row 4a with AUTH_SIGNATURE_CHECKS=thread-pool',
+      url: apiPool.url,
+      path: '/claims',
+      processes: [{ name: 'api (thread pool)', pid: apiPool.pid }],
+      expectStatus: 401,
+      tokensFile: files.badSignature
+    },
     { ...common, ...apiTarget, id: '4b', kind: 'expired', name: 'api, expired', expectStatus: 401, tokensFile: files.expired },
     ...peerTargets.flatMap((peer, index) => {
       const id = `5${'abc'[index] ?? ''}`
@@ -286,17 +311,18 @@ try {
   const reused = row('2')
   const unique = row('3')
   const badSignature = row('4a')
+  const pooled = (r: Row | undefined) => r?.vsJose ? ` (thread pool, row ${r.id}: req/s ${r.vsJose.rps.toFixed(2)}x, CPU ${r.vsJose.cpu.toFixed(2)}x)` : ''
   if (unique?.vsJose) {
     targets.push({
       goal: 'a different token each request (row 3): req/s at least 1.2x jose\'s, CPU per request at most 0.8x jose\'s',
-      measured: `req/s ${unique.vsJose.rps.toFixed(2)}x, CPU ${unique.vsJose.cpu.toFixed(2)}x jose`,
+      measured: `req/s ${unique.vsJose.rps.toFixed(2)}x, CPU ${unique.vsJose.cpu.toFixed(2)}x jose${pooled(row('3t'))}`,
       met: unique.vsJose.rps >= 1.2 && unique.vsJose.cpu <= 0.8
     })
   }
   if (badSignature?.vsJose) {
     targets.push({
       goal: 'bad signatures (row 4a): req/s at least 1.2x jose\'s, CPU per request at most jose\'s',
-      measured: `req/s ${badSignature.vsJose.rps.toFixed(2)}x, CPU ${badSignature.vsJose.cpu.toFixed(2)}x jose`,
+      measured: `req/s ${badSignature.vsJose.rps.toFixed(2)}x, CPU ${badSignature.vsJose.cpu.toFixed(2)}x jose${pooled(row('4at'))}`,
       met: badSignature.vsJose.rps >= 1.2 && badSignature.vsJose.cpu <= 1
     })
   }
