@@ -44,8 +44,9 @@ export const ALLOWED_DIFFERENCES: AllowedDifference[] = [
   },
   {
     id: 'roles-claim-only',
-    reason: 'App roles are read from the roles claim only, where Entra puts them (Microsoft Learn, access token claims reference); Microsoft.Identity.Web also reads a "role" claim (ClaimTypes.Role after inbound mapping), which Entra does not send in access tokens.',
-    applies: (o, api, ms) => api === 'forbid' && ms === 'accept' && because(o, ['missing_role']) && claimOp(o.testCase, 'role', ['set'])
+    reason: 'App roles are read from the roles claim only, where Entra puts them (Microsoft Learn, access token claims reference); Microsoft.Identity.Web also reads a "role" claim and ClaimTypes.Role\'s URI (inbound mapping), which Entra does not send in access tokens.',
+    applies: (o, api, ms) => api === 'forbid' && ms === 'accept' && because(o, ['missing_role']) &&
+      (claimOp(o.testCase, 'role', ['set']) || claimOp(o.testCase, 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role', ['set']))
   },
   {
     id: 'registered-members-typed',

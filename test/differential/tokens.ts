@@ -257,14 +257,16 @@ function headerMutation (): fc.Arbitrary<Mutation> {
 const tenantMutation = fc.tuple(pick(['other', 'third'] as const), pick(['both', 'iss', 'tid'] as const))
   .map(([tenant, part]): Mutation => ({ kind: 'tenant', tenant, part }))
 
-/** `tenantWeight`: how often a mutation is a tenant switch, against 22 for all others (default 1). */
-export function mutationArbitrary (tenantWeight = 1): fc.Arbitrary<Mutation> {
+/** Weights of the tenant switches (default 1) and of the signer choices (default 2), against 20 for all other mutations. */
+export interface Focus { tenant?: number, signer?: number }
+
+export function mutationArbitrary (focus: Focus = {}): fc.Arbitrary<Mutation> {
   return fc.oneof(
     { weight: 6, arbitrary: claimMutation() },
     { weight: 4, arbitrary: timeMutation() },
     { weight: 4, arbitrary: headerMutation() },
-    { weight: 2, arbitrary: pick<KeyName | 'attacker'>(['current', 'next', 'removed', 'otherTenant', 'noIssuer', 'v1Only', 'v2Only', 'appKey', 'attacker']).map((key): Mutation => ({ kind: 'signer', key })) },
-    { weight: tenantWeight, arbitrary: tenantMutation },
+    { weight: focus.signer ?? 2, arbitrary: pick<KeyName | 'attacker'>(['current', 'next', 'removed', 'otherTenant', 'noIssuer', 'v1Only', 'v2Only', 'appKey', 'attacker']).map((key): Mutation => ({ kind: 'signer', key })) },
+    { weight: focus.tenant ?? 1, arbitrary: tenantMutation },
     { weight: 1, arbitrary: pick(['RS256', 'RS384', 'RS512', 'PS256', 'HS256', 'none'] as const).map((alg): Mutation => ({ kind: 'alg', alg })) },
     { weight: 2, arbitrary: fc.tuple(pick(['header', 'payload', 'signature'] as const), pick(['padding', 'noncanonical', 'std-alphabet'] as const)).map(([segment, op]): Mutation => ({ kind: 'encoding', segment, op })) },
     { weight: 1, arbitrary: pick(['empty', 'truncated', 'flipped', 'transplanted'] as const).map((op): Mutation => ({ kind: 'signature', op })) },
@@ -272,14 +274,23 @@ export function mutationArbitrary (tenantWeight = 1): fc.Arbitrary<Mutation> {
   )
 }
 
-/** About a fifth of the specs are valid tokens; the rest carry one to three mutations. */
-export function specArbitrary (tenantWeight = 1): fc.Arbitrary<Spec> {
+/**
+ * Changes that matter only together, too rare to come from random pairs: the app roles moved from roles
+ * to another claim Microsoft.Identity.Web also reads as roles (role; ClaimTypes.Role's URI).
+ */
+const ROLE_URI = 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'
+const pairsOfInterest = fc.tuple(pick(['role', ROLE_URI]), pick<[string, Raw]>([['"DoAll"', str('DoAll')], ['["DoAll"]', str(['DoAll'])]]))
+  .map(([name, [label, value]]): Mutation[] => [{ kind: 'claim', name: 'roles', op: 'absent' }, { kind: 'claim', name, op: 'set', value, label }])
+
+/** About a fifth of the specs are valid tokens; the rest carry one to three mutations (1 in 26: a pair of interest). */
+export function specArbitrary (focus: Focus = {}): fc.Arbitrary<Spec> {
   return fc.record({
     version: pick(['1.0', '2.0'] as const),
     mutations: fc.oneof(
-      { weight: 1, arbitrary: fc.constant<Mutation[]>([]) },
-      { weight: 3, arbitrary: fc.array(mutationArbitrary(tenantWeight), { minLength: 1, maxLength: 1 }) },
-      { weight: 1, arbitrary: fc.array(mutationArbitrary(tenantWeight), { minLength: 2, maxLength: 3 }) }
+      { weight: 5, arbitrary: fc.constant<Mutation[]>([]) },
+      { weight: 15, arbitrary: fc.array(mutationArbitrary(focus), { minLength: 1, maxLength: 1 }) },
+      { weight: 5, arbitrary: fc.array(mutationArbitrary(focus), { minLength: 2, maxLength: 3 }) },
+      { weight: 1, arbitrary: pairsOfInterest }
     )
   })
 }
