@@ -6,7 +6,7 @@
  * a file, a dependency or a type fails here.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -91,7 +91,7 @@ test('a TypeScript consumer compiles against the installed types (strict, librar
   assert.equal(compiled.code, 0, `tsc failed:\n${compiled.stdout}${compiled.stderr}`)
 })
 
-test('mock-imds from its bin issues a token; the token provider gets it; the Entra auth plugin accepts it and refuses no token', async (t) => {
+test('mock-imds from its bin issues a token; the token provider gets it; the Entra auth plugin accepts it, refuses no token (401) and a missing role (403 with scope); entra-explain agrees', async (t) => {
   const port = await freePort()
   const mock = spawn(node, [join(project, 'node_modules/.bin/mock-imds'), '--port', String(port), '--log-level', 'warn'], { cwd: project, stdio: ['ignore', 'pipe', 'pipe'] })
   let mockOutput = ''
@@ -111,6 +111,8 @@ test('mock-imds from its bin issues a token; the token provider gets it; the Ent
     expiresInSeconds: number
     accepted: { status: number, body: { appId?: string, roles?: string[] } }
     refused: { status: number, challenge?: string }
+    forbidden: { status: number, challenge?: string }
+    ready: boolean
     metricsRegistered: boolean
   }
   assert.ok(report.expiresInSeconds > 3600, `token lifetime ${report.expiresInSeconds} s`)
@@ -119,5 +121,19 @@ test('mock-imds from its bin issues a token; the token provider gets it; the Ent
   assert.match(report.accepted.body.appId ?? '', /^[0-9a-f-]{36}$/)
   assert.equal(report.refused.status, 401)
   assert.match(report.refused.challenge ?? '', /^Bearer /)
+  assert.equal(report.forbidden.status, 403)
+  assert.match(report.forbidden.challenge ?? '', /error="insufficient_scope".*scope="Admin\.Write"/)
+  assert.equal(report.ready, true)
   assert.equal(report.metricsRegistered, true)
+
+  // The auth package's second bin, as a user runs it on the same token: the api's verdict, keys read.
+  const tenant = JSON.parse(readFileSync(join(project, 'node_modules/mock-imds/dist/default-tenant.json'), 'utf8')) as { tenantId: string, applications: Array<{ appId: string, identifierUris: string[] }> }
+  const api = tenant.applications[0] ?? assert.fail('no application in the built-in tenant')
+  const explained = spawnSync(node, [join(project, 'node_modules/.bin/entra-explain'), '--keys', '--json',
+    '--tenant', tenant.tenantId, '--audience', `${api.appId},${api.identifierUris.join(',')}`, '--roles', 'DoAll', '--authority-host', url, '-'], {
+    cwd: project, input: readFileSync(join(project, 'token.txt'), 'utf8'), encoding: 'utf8', timeout: 60_000
+  })
+  assert.equal(explained.status, 0, `entra-explain refused the token:\n${explained.stdout}${explained.stderr}`)
+  assert.equal((JSON.parse(explained.stdout) as { verdict: { accepted: boolean } }).verdict.accepted, true)
+  assert.ok(!explained.stdout.includes(readFileSync(join(project, 'token.txt'), 'utf8').split('.')[2] ?? '-'), 'entra-explain printed the signature')
 })

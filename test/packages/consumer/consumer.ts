@@ -3,6 +3,7 @@
  * installed .d.ts (strict), then run. mock-imds runs from its own tarball's bin (started by the test);
  * this program only knows its URL, as any service's tests would.
  */
+import { writeFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import fastifyEntraAuth from 'fastify-entra-auth'
 import { ManagedIdentityTokenProvider } from 'managed-identity-token-provider'
@@ -34,13 +35,21 @@ app.get('/orders', { config: { auth: { roles: ['DoAll'] } } }, async (request) =
   roles: request.identity?.roles
 }))
 
+app.get('/admin', { config: { auth: { roles: ['Admin.Write'] } } }, async () => ({ ok: true }))
+await app.ready()
+
 const accepted = await app.inject({ url: '/orders', headers: { authorization: `Bearer ${accessToken.token}` } })
 const refused = await app.inject({ url: '/orders' })
+const forbidden = await app.inject({ url: '/admin', headers: { authorization: `Bearer ${accessToken.token}` } })
+// For the test's run of the entra-explain bin on the same token (the bin never prints it).
+writeFileSync('token.txt', accessToken.token)
 const metrics = await registry.metrics()
 process.stdout.write(JSON.stringify({
   expiresInSeconds: Math.round((accessToken.expiresOnTimestamp - Date.now()) / 1000),
   accepted: { status: accepted.statusCode, body: accepted.json() },
   refused: { status: refused.statusCode, challenge: refused.headers['www-authenticate'] },
+  forbidden: { status: forbidden.statusCode, challenge: forbidden.headers['www-authenticate'] },
+  ready: app.entraAuth.notReadyReason() === null,
   metricsRegistered: metrics.includes('auth_requests_total')
 }) + '\n')
 await app.close()
