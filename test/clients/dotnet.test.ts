@@ -11,11 +11,10 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import type { MockImds } from '../../scripts/lib/mock-imds.ts'
 import { run } from '../helpers/run.ts'
 import {
-  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMock, system, tokenOf,
-  type ClientScenario
+  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMocks, system, tokenOf, withEnv,
+  type ClientScenario, type ClientsMocks, type Target
 } from './harness.ts'
 
 const dotnetAvailable = spawnSync('dotnet', ['--version'], { encoding: 'utf8' }).status === 0
@@ -26,7 +25,7 @@ const quickDelay = { retryDelayMs: 50 }
 /** DefaultAzureCredential limited to what a deployed service has (no developer tool may answer). */
 const prodChain = { AZURE_TOKEN_CREDENTIALS: 'prod' }
 
-let mock: MockImds
+let mocks: ClientsMocks
 
 describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotnetAvailable, 'dotnet (the .NET SDK) is not on PATH') }, () => {
   before(async () => {
@@ -36,12 +35,12 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
       timeoutMs: 300_000
     })
     assert.equal(build.code, 0, `dotnet build failed:\n${build.stdout}\n${build.stderr}`)
-    mock = await startClientsMock()
+    mocks = await startClientsMocks()
   })
-  after(async () => { await mock?.stop() })
+  after(async () => { await mocks?.stop() })
 
-  const client = async (t: { diagnostic: (message: string) => void }, name: string, env: Record<string, string>, scenario: ClientScenario) => {
-    const result = await runClient(mock, driver, env, scenario)
+  const client = async (t: { diagnostic: (message: string) => void }, name: string, target: Target, scenario: ClientScenario) => {
+    const result = await runClient(target, driver, scenario)
     t.diagnostic(describeRun(name, result))
     return result
   }
@@ -50,32 +49,33 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
     for (const [flavour, pointer] of [
       ['IMDS (AZURE_POD_IDENTITY_AUTHORITY_HOST)', pointers.podIdentityHost],
       ['IMDS at 169.254.169.254 (HTTP_PROXY)', pointers.httpProxy],
-      ['identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.identityEndpoint]
+      ['App Service identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.appService],
+      ['Container Apps identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.containerApps]
     ] as const) {
       test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, one request)`, async (t) => {
-        const result = await client(t, 'system', pointer(mock), { credential: 'mi', calls: 2 })
+        const result = await client(t, 'system', pointer(mocks), { credential: 'mi', calls: 2 })
         assert.equal(result.requests, 1)
         assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-        await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
       })
 
       test(`${flavour}: a user-assigned identity by client id`, async (t) => {
-        const result = await client(t, 'by client id', pointer(mock), { credential: 'mi', clientId: assigned.clientId })
+        const result = await client(t, 'by client id', pointer(mocks), { credential: 'mi', clientId: assigned.clientId })
         assert.equal(result.requests, 1)
-        await assertTokenFor(mock, tokenOf(result.outcomes[0]), assigned)
+        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
         assert.match(result.urls[0] ?? '', new RegExp(`client_id=${assigned.clientId}`))
       })
     }
 
     for (const [flavour, pointer] of [
       ['IMDS', pointers.podIdentityHost],
-      ['identity endpoint', pointers.identityEndpoint]
+      ['App Service identity endpoint', pointers.appService]
     ] as const) {
       // MSAL.NET's managed identity retry: 429, 500 and 404 alike, 5 retries, exponential from
       // RetryOptions.Delay; MaxRetries (1 here) is not applied.
       for (const [status, code] of [[429, /too_many_requests/], [500, /unknown/], [404, /not_found/]] as const) {
         test(`${flavour}: a lasting ${status} is retried 5 times (MaxRetries ignored), then AuthenticationFailedException`, async (t) => {
-          const result = await client(t, String(status), pointer(mock), {
+          const result = await client(t, String(status), pointer(mocks), {
             credential: 'mi',
             maxRetries: 1,
             ...quickDelay,
@@ -92,37 +92,47 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
       }
 
       test(`${flavour}: one 500, then a token after one retry`, async (t) => {
-        const result = await client(t, '500 once', pointer(mock), {
+        const result = await client(t, '500 once', pointer(mocks), {
           credential: 'mi',
           ...quickDelay,
           faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }]
         })
         assert.equal(result.requests, 2)
-        await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
       })
     }
 
     test('IMDS: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
-      const result = await client(t, '429 Retry-After', pointers.podIdentityHost(mock), {
+      const result = await client(t, '429 Retry-After', pointers.podIdentityHost(mocks), {
         credential: 'mi',
         ...quickDelay,
         faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
       })
       assert.equal(result.requests, 3)
-      await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
       for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
     })
 
-    test('identity endpoint with a wrong IDENTITY_HEADER: one request, not retried', async (t) => {
-      const result = await client(t, 'wrong header', pointers.identityEndpoint(mock, 'not-the-secret'), { credential: 'mi', ...quickDelay })
-      assert.equal(result.requests, 1)
-      assert.equal(failureOf(result.outcomes[0]).errorName, 'AuthenticationFailedException')
-    })
+    // The platforms answer a wrong header differently (App Service: the mock's 401 JSON, an unknown
+    // on Azure; Container Apps: 403 with an empty body, microsoft-authentication-library-for-dotnet#5077).
+    for (const [flavour, pointer, message] of [
+      ['App Service identity endpoint (401 JSON)', pointers.appService, /invalid_request: The X-IDENTITY-HEADER header is missing or does not match/],
+      // MSAL.NET reads the empty body as no answer at all.
+      ['Container Apps identity endpoint (403, empty body)', pointers.containerApps, /Authentication unavailable\. No response received from the managed identity endpoint/]
+    ] as const) {
+      test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried`, async (t) => {
+        const result = await client(t, 'wrong header', pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay })
+        assert.equal(result.requests, 1)
+        const failure = failureOf(result.outcomes[0])
+        assert.equal(failure.errorName, 'AuthenticationFailedException')
+        assert.match(failure.errorMessage ?? '', message)
+      })
+    }
   })
 
   describe('DefaultAzureCredential (AZURE_TOKEN_CREDENTIALS=prod)', () => {
     test('AZURE_POD_IDENTITY_AUTHORITY_HOST: no token, because the probe\'s 400 counts as "IMDS present" only at 169.254.169.254', async (t) => {
-      const result = await client(t, 'pod identity host', { ...pointers.podIdentityHost(mock), ...prodChain }, { credential: 'dac' })
+      const result = await client(t, 'pod identity host', withEnv(pointers.podIdentityHost(mocks), prodChain), { credential: 'dac' })
       // The probe is the token request without the Metadata header; the mock's 400 for it ends the chain.
       assert.equal(result.requests, 1)
       const failure = failureOf(result.outcomes[0])
@@ -132,35 +142,35 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
     })
 
     test('AZURE_POD_IDENTITY_AUTHORITY_HOST with AZURE_TOKEN_CREDENTIALS=ManagedIdentityCredential: no probe, a token, then its cache hit', async (t) => {
-      const result = await client(t, 'managed identity only', { ...pointers.podIdentityHost(mock), AZURE_TOKEN_CREDENTIALS: 'ManagedIdentityCredential' }, { credential: 'dac', calls: 2 })
+      const result = await client(t, 'managed identity only', withEnv(pointers.podIdentityHost(mocks), { AZURE_TOKEN_CREDENTIALS: 'ManagedIdentityCredential' }), { credential: 'dac', calls: 2 })
       assert.equal(result.requests, 1)
       assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-      await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
     })
 
     test('HTTP_PROXY to 169.254.169.254: probe, token, then its cache hit (two calls, two requests)', async (t) => {
-      const result = await client(t, 'http proxy', { ...pointers.httpProxy(mock), ...prodChain }, { credential: 'dac', calls: 2 })
+      const result = await client(t, 'http proxy', withEnv(pointers.httpProxy(mocks), prodChain), { credential: 'dac', calls: 2 })
       assert.equal(result.requests, 2)
       assert.match(result.urls[0] ?? '', /^http:\/\/169\.254\.169\.254\/metadata\/identity\/oauth2\/token\?/)
       assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-      await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
     })
 
-    test('identity endpoint: a token, then its cache hit (no probe)', async (t) => {
-      const result = await client(t, 'identity endpoint', { ...pointers.identityEndpoint(mock), ...prodChain }, { credential: 'dac', calls: 2 })
+    test('App Service identity endpoint: a token, then its cache hit (no probe)', async (t) => {
+      const result = await client(t, 'identity endpoint', withEnv(pointers.appService(mocks), prodChain), { credential: 'dac', calls: 2 })
       assert.equal(result.requests, 1)
-      await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
     })
 
-    test('identity endpoint: ManagedIdentityClientId selects the user-assigned identity', async (t) => {
-      const result = await client(t, 'by client id', { ...pointers.identityEndpoint(mock), ...prodChain }, { credential: 'dac', clientId: assigned.clientId })
+    test('App Service identity endpoint: ManagedIdentityClientId selects the user-assigned identity', async (t) => {
+      const result = await client(t, 'by client id', withEnv(pointers.appService(mocks), prodChain), { credential: 'dac', clientId: assigned.clientId })
       assert.equal(result.requests, 1)
-      await assertTokenFor(mock, tokenOf(result.outcomes[0]), assigned)
+      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
     })
 
     for (const status of [429, 500, 404]) {
-      test(`identity endpoint: a lasting ${status}: the same 6 requests as ManagedIdentityCredential, then the chain fails`, async (t) => {
-        const result = await client(t, String(status), { ...pointers.identityEndpoint(mock), ...prodChain }, {
+      test(`App Service identity endpoint: a lasting ${status}: the same 6 requests as ManagedIdentityCredential, then the chain fails`, async (t) => {
+        const result = await client(t, String(status), withEnv(pointers.appService(mocks), prodChain), {
           credential: 'dac',
           ...quickDelay,
           faults: [{ target: 'token', mode: 'status', status }]

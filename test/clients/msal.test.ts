@@ -9,14 +9,16 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { MockImds } from '../../scripts/lib/mock-imds.ts'
 import { resultOf, runDriver, summary, type Scenario } from '../conformance/plan.ts'
-import { pointers, resource, startClientsMock } from './harness.ts'
+import { pointers, resource, startClientsMocks, type ClientsMocks, type Target } from './harness.ts'
 
-let mock: MockImds
+let mocks: ClientsMocks
 
-before(async () => { mock = await startClientsMock() })
-after(async () => { await mock?.stop() })
+before(async () => { mocks = await startClientsMocks() })
+after(async () => { await mocks?.stop() })
+
+/** The driver's faults go to the admin API of the mock the target names. */
+const drive = ({ mock, env }: Target, scenarios: Scenario[]) => runDriver(env, { adminUrl: mock.admin.url, scenarios })
 
 const lasting = (status: number): Scenario => ({
   name: String(status),
@@ -28,7 +30,7 @@ const lasting = (status: number): Scenario => ({
 
 describe('MSAL Node ManagedIdentityApplication: lasting faults', () => {
   test('IMDS: a lasting 429 or 404 is tried 4 times, about 1 + 2 + 4 s apart (ImdsRetryPolicy)', async (t) => {
-    const results = await runDriver(pointers.podIdentityHost(mock), { adminUrl: mock.admin.url, scenarios: [lasting(429), lasting(404)] })
+    const results = await drive(pointers.podIdentityHost(mocks), [lasting(429), lasting(404)])
     for (const name of ['429', '404']) {
       const result = resultOf(results, name)
       t.diagnostic(summary(result))
@@ -41,11 +43,8 @@ describe('MSAL Node ManagedIdentityApplication: lasting faults', () => {
     }
   })
 
-  test('identity endpoint: a lasting 429 or 500 is tried 4 times 1 s apart; a 404 too (DefaultManagedIdentityRetryPolicy)', async (t) => {
-    const results = await runDriver(pointers.identityEndpoint(mock), {
-      adminUrl: mock.admin.url,
-      scenarios: [lasting(429), lasting(500), lasting(404)]
-    })
+  test('App Service identity endpoint: a lasting 429 or 500 is tried 4 times 1 s apart; a 404 too (DefaultManagedIdentityRetryPolicy)', async (t) => {
+    const results = await drive(pointers.appService(mocks), [lasting(429), lasting(500), lasting(404)])
     for (const name of ['429', '500', '404']) {
       const result = resultOf(results, name)
       t.diagnostic(summary(result))

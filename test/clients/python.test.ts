@@ -10,10 +10,9 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
-import type { MockImds } from '../../scripts/lib/mock-imds.ts'
 import {
-  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMock, system, tokenOf,
-  type ClientScenario
+  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMocks, system, tokenOf,
+  type ClientScenario, type ClientsMocks, type Target
 } from './harness.ts'
 
 const python = '/usr/bin/python3'
@@ -22,19 +21,19 @@ const pythonAvailable = version.status === 0
 const driver = [python, 'test/clients/python/driver.py'] as const
 const quickDelay = { retryDelayMs: 50 }
 
-let mock: MockImds
+let mocks: ClientsMocks
 
 describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian python3-azure) against mock-imds`, {
   skip: skipUnless(pythonAvailable, '/usr/bin/python3 cannot import azure.identity (apt-get install python3-azure)')
 }, () => {
   before(async () => {
     assert.ok(pythonAvailable, `/usr/bin/python3 cannot import azure.identity:\n${version.stderr}`)
-    mock = await startClientsMock()
+    mocks = await startClientsMocks()
   })
-  after(async () => { await mock?.stop() })
+  after(async () => { await mocks?.stop() })
 
-  const client = async (t: { diagnostic: (message: string) => void }, name: string, env: Record<string, string>, scenario: ClientScenario) => {
-    const result = await runClient(mock, driver, env, scenario)
+  const client = async (t: { diagnostic: (message: string) => void }, name: string, target: Target, scenario: ClientScenario) => {
+    const result = await runClient(target, driver, scenario)
     t.diagnostic(describeRun(name, result))
     return result
   }
@@ -47,19 +46,20 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
         // Without AZURE_POD_IDENTITY_AUTHORITY_HOST the IMDS credential first sends the token request
         // without its Metadata header (0.3 s timeout, no retry); any HTTP answer means "available".
         ['IMDS at 169.254.169.254 (HTTP_PROXY): probe, then the token', pointers.httpProxy, 2],
-        ['identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.identityEndpoint, 1]
+        ['App Service identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.appService, 1],
+        ['Container Apps identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.containerApps, 1]
       ] as const) {
         test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, ${requests} request(s))`, async (t) => {
-          const result = await client(t, 'system', pointer(mock), { credential, calls: 2 })
+          const result = await client(t, 'system', pointer(mocks), { credential, calls: 2 })
           assert.equal(result.requests, requests)
           assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-          await assertTokenFor(mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
         })
 
         test(`${flavour}: a user-assigned identity by client id`, async (t) => {
-          const result = await client(t, 'by client id', pointer(mock), { credential, clientId: assigned.clientId })
+          const result = await client(t, 'by client id', pointer(mocks), { credential, clientId: assigned.clientId })
           assert.equal(result.requests, requests)
-          await assertTokenFor(mock, tokenOf(result.outcomes[0]), assigned)
+          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
           assert.match(result.urls.at(-1) ?? '', new RegExp(`client_id=${assigned.clientId}`))
         })
       }
@@ -68,12 +68,12 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
       const errorName = 'ClientAuthenticationError'
       for (const [flavour, pointer, expected] of [
         ['IMDS', pointers.podIdentityHost, { 429: 6, 500: 6, 404: 6 }],
-        ['identity endpoint', pointers.identityEndpoint, { 429: 4, 500: 4, 404: 1 }]
+        ['App Service identity endpoint', pointers.appService, { 429: 4, 500: 4, 404: 1 }]
       ] as const) {
         for (const status of [429, 500, 404] as const) {
           const requests = expected[status]
           test(`${flavour}: a lasting ${status}: ${requests} request(s), then ${errorName}`, async (t) => {
-            const result = await client(t, String(status), pointer(mock), {
+            const result = await client(t, String(status), pointer(mocks), {
               credential,
               ...quickDelay,
               faults: [{ target: 'token', mode: 'status', status }]
@@ -86,26 +86,42 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
         }
 
         test(`${flavour}: one 500, then a token after one retry`, async (t) => {
-          const result = await client(t, '500 once', pointer(mock), {
+          const result = await client(t, '500 once', pointer(mocks), {
             credential,
             ...quickDelay,
             faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }]
           })
           assert.equal(result.requests, 2)
-          await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
         })
       }
     })
   }
 
-  test('identity endpoint: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
-    const result = await client(t, '429 Retry-After', pointers.identityEndpoint(mock), {
+  test('App Service identity endpoint: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
+    const result = await client(t, '429 Retry-After', pointers.appService(mocks), {
       credential: 'mi',
       ...quickDelay,
       faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
     })
     assert.equal(result.requests, 3)
-    await assertTokenFor(mock, tokenOf(result.outcomes[0]), system)
+    await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
     for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
   })
+
+  // The platforms answer a wrong header differently (App Service: the mock's 401 JSON, an unknown
+  // on Azure; Container Apps: 403 with an empty body, microsoft-authentication-library-for-dotnet#5077).
+  for (const [flavour, pointer, message] of [
+    ['App Service identity endpoint (401 JSON)', pointers.appService, /invalid_request: The X-IDENTITY-HEADER header is missing or does not match/],
+    // The SDK reads the empty body as no token, without the status.
+    ['Container Apps identity endpoint (403, empty body)', pointers.containerApps, /^No token received\.$/]
+  ] as const) {
+    test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried, ClientAuthenticationError`, async (t) => {
+      const result = await client(t, 'wrong header', pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay })
+      assert.equal(result.requests, 1)
+      const failure = failureOf(result.outcomes[0])
+      assert.equal(failure.errorName, 'ClientAuthenticationError')
+      assert.match(failure.errorMessage ?? '', message)
+    })
+  }
 })

@@ -209,6 +209,15 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
     if (typeof c.exp !== 'number') return fail(typeError(), `exp ${show(c.exp)} is not a number`)
     return nowSeconds <= c.exp + skewSeconds ? pass(`exp ${time(c.exp)} (in ${span(c.exp - nowSeconds)})`) : fail('expired', `exp ${time(c.exp)}, ${span(nowSeconds - c.exp)} ago`)
   })
+  // Right after the signature and times, before the Entra rules, as the api does: a token whose key is not
+  // its issuer's is refused before any 403.
+  addKeyCheck('key-issuer', 'the signing key\'s issuer (v2 JWKS entry), when it has one, names this issuer (IDX40005)', () => {
+    if (!keys) return { status: 'not checked', detail: 'offline: run with --keys' }
+    if (keys.state !== 'found') return { status: 'skipped', detail: 'not evaluated: no published key with this kid' }
+    if (keys.keyIssuer === undefined) return pass('the key names no issuer')
+    const expected = keys.keyIssuer.replaceAll('{tenantid}', tid)
+    return expected === c.iss || expected === keys.v2Issuer ? pass(`key issuer ${keys.keyIssuer}`) : fail('wrong_issuer', `the key signs for ${keys.keyIssuer} only`)
+  })
   add('aud', `aud is one string among the accepted audiences (${context.audiences.join(', ')})`, () =>
     typeof c.aud === 'string' && audiences.has(c.aud) ? pass(`aud ${c.aud}`) : fail('wrong_audience', `aud ${show(c.aud)}`))
   addKeyCheck('iss', `iss is the issuer of tenant ${tid}'s v${version} OpenID configuration (${issuer}), bound to tid and ver`, () =>
@@ -235,13 +244,6 @@ export function runChecks (token: string, decoded: DecodedToken, context: CheckC
     c.scp === undefined && (c.idtyp === undefined || c.idtyp === 'app')
       ? pass(`idtyp ${show(c.idtyp)}`)
       : fail('delegated_token', `${c.scp !== undefined ? `scp ${show(c.scp)} (a delegated token: a user signed in)` : ''}${c.scp !== undefined && c.idtyp !== undefined ? ', ' : ''}${c.idtyp !== undefined ? `idtyp ${show(c.idtyp)}` : ''}`))
-  addKeyCheck('key-issuer', 'the signing key\'s issuer (v2 JWKS entry), when it has one, names this issuer (IDX40005)', () => {
-    if (!keys) return { status: 'not checked', detail: 'offline: run with --keys' }
-    if (keys.state !== 'found') return { status: 'skipped', detail: 'not evaluated: no published key with this kid' }
-    if (keys.keyIssuer === undefined) return pass('the key names no issuer')
-    const expected = keys.keyIssuer.replaceAll('{tenantid}', tid)
-    return expected === c.iss || expected === keys.v2Issuer ? pass(`key issuer ${keys.keyIssuer}`) : fail('wrong_issuer', `the key signs for ${keys.keyIssuer} only`)
-  })
   // The api looks at the route's roles only once the token is accepted; explain shows them anyway.
   // Roles name app roles of the token's audience in the token's tenant: for another api or tenant they mean nothing here.
   const foreign = checks.find((check) => (check.id === 'aud' || check.id === 'tid') && check.status === 'fail')
