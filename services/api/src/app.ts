@@ -3,6 +3,7 @@ import fastifyEntraAuth from 'fastify-entra-auth'
 import { healthPlugin } from '../../shared/health.ts'
 import { loggerOptions } from '../../shared/logger.ts'
 import { metricsPlugin } from '../../shared/metrics.ts'
+import { notFoundPlugin } from '../../shared/not-found.ts'
 import type { ApiConfig } from './config.ts'
 import { overloadPlugin } from './plugins/overload.ts'
 import { claimsRoutes } from './routes/claims.ts'
@@ -12,6 +13,7 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
   const app = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...options })
   await app.register(metricsPlugin, { defaultLabels: { service: 'api' } })
   await app.register(healthPlugin)
+  await app.register(notFoundPlugin)
   // Before the auth hook, so that a refusal costs no token work.
   await app.register(overloadPlugin, {
     maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,

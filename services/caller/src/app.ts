@@ -3,6 +3,7 @@ import managedIdentityTokenProvider from 'managed-identity-token-provider/fastif
 import { healthPlugin } from '../../shared/health.ts'
 import { loggerOptions } from '../../shared/logger.ts'
 import { metricsPlugin } from '../../shared/metrics.ts'
+import { notFoundPlugin } from '../../shared/not-found.ts'
 import { identityOptions, type CallerConfig } from './config.ts'
 import { apiClientPlugin } from './plugins/api-client.ts'
 import { callRoutes } from './routes/call.ts'
@@ -11,6 +12,7 @@ export async function buildApp (config: CallerConfig, options: FastifyServerOpti
   const app = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...options })
   await app.register(metricsPlugin, { defaultLabels: { service: 'caller' } })
   await app.register(healthPlugin)
+  await app.register(notFoundPlugin)
   await app.register(managedIdentityTokenProvider, {
     ...identityOptions(config),
     scopes: [config.API_SCOPE],

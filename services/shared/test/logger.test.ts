@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import { loggerOptions, redactUrl } from '../logger.ts'
+import { notFoundPlugin } from '../not-found.ts'
 
 test('credentials in a query string are blanked out, other parameters kept', () => {
   assert.equal(redactUrl('/claims?access_token=eyJabc.def.ghi&x=1'), '/claims?access_token=[redacted]&x=1')
@@ -26,4 +27,13 @@ test('request logs carry neither the Authorization header nor a token in the URL
   assert.match(log, /"url":"\/echo\?access_token=\[redacted\]"/)
   assert.match(log, /headers seen/)
   assert.equal(log.includes(token), false)
+})
+
+test('a 404 does not echo a query-string token back to the client', async () => {
+  const app = Fastify({ logger: false })
+  await app.register(notFoundPlugin)
+  const response = await app.inject({ url: '/nope?access_token=eyJabc.def.ghi&x=1' })
+  assert.equal(response.statusCode, 404)
+  assert.equal(response.json().message, 'Route GET:/nope?access_token=[redacted]&x=1 not found')
+  assert.ok(!response.body.includes('eyJabc'))
 })
