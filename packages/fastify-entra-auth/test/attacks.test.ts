@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { randomUUID, sign } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import {
-  API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint, publicJwk,
-  signRaw, v1Issuer, v2Issuer, type TestKey
+  API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, b64, createCatalogueKeys, createTestKey, jwtHeader,
+  mint, publicJwk, signRaw, startCatalogueAuthority, v1Issuer, v2Issuer
 } from './helpers/authority.ts'
 import { startApp as startApi, type TestApp as TestApi } from './helpers/app.ts'
 
@@ -19,29 +19,17 @@ const rejected = (reason: string): Expected => ({ status: 401, error: 'invalid_t
 const badRequest = (reason: string): Expected => ({ status: 400, error: 'invalid_request', reason })
 const forbidden = (reason: string): Expected => ({ status: 403, error: 'insufficient_scope', reason })
 
+const keys = createCatalogueKeys()
+const { entra, msaKey, v1OnlyKey, attackerKey } = keys
 let authority: TestAuthority
 let attacker: TestAuthority
 let api: TestApi
-let entra: TestKey
-let msaKey: TestKey
-let v1OnlyKey: TestKey
-let otherTenantKey: TestKey
-let attackerKey: TestKey
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
-const header = (extra: Record<string, unknown> = {}) => ({ alg: 'RS256', typ: 'JWT', kid: entra.kid, ...extra })
+const header = (extra: Record<string, unknown> = {}) => jwtHeader(entra, extra)
 
 before(async () => {
-  entra = createTestKey()
-  // A key Entra publishes for one exact issuer only (like the MSA tenant's key).
-  msaKey = createTestKey({ jwksIssuer: 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0' })
-  otherTenantKey = createTestKey()
-  attackerKey = createTestKey({ kid: entra.kid })
-  authority = await TestAuthority.start({ [TENANT]: [entra, msaKey], [OTHER_TENANT]: [otherTenantKey, entra] })
+  authority = await startCatalogueAuthority(keys)
   attacker = await TestAuthority.start({ [TENANT]: [attackerKey] })
-  // A key Entra would list in the v1 JWKS only (so no v2 entry names its issuer).
-  v1OnlyKey = createTestKey()
-  authority.tenants.get(TENANT)?.v1.push(v1OnlyKey)
   api = await startApi(authority.url, {}, (app) => {
     app.get('/two-roles', { config: { auth: { roles: ['Orders.Read', 'Orders.Write'] } } }, async () => 'ok')
   })

@@ -5,8 +5,8 @@ import fc from 'fast-check'
 import { explainToken, type ExplainOptions } from '../src/explain/explain.ts'
 import { startApp, type TestApp } from './helpers/app.ts'
 import {
-  API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, createTestKey, mint, publicJwk, signRaw,
-  v1Issuer, v2Issuer, type TestKey
+  API_APP_ID_URI, API_CLIENT_ID, OTHER_TENANT, TENANT, TestAuthority, appClaims, b64, createCatalogueKeys, createTestKey, jwtHeader, mint,
+  publicJwk, signRaw, startCatalogueAuthority, v1Issuer, v2Issuer
 } from './helpers/authority.ts'
 
 /*
@@ -19,22 +19,13 @@ import {
  * first check explain marks failed names the verdict's reason.
  */
 
+const keys = createCatalogueKeys()
+const { entra, msaKey, v1OnlyKey, attackerKey } = keys
 let authority: TestAuthority
 let api: TestApp
-let entra: TestKey
-let msaKey: TestKey
-let v1OnlyKey: TestKey
-let otherTenantKey: TestKey
-let attackerKey: TestKey
 
 before(async () => {
-  entra = createTestKey()
-  msaKey = createTestKey({ jwksIssuer: 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0' })
-  otherTenantKey = createTestKey()
-  attackerKey = createTestKey({ kid: entra.kid })
-  authority = await TestAuthority.start({ [TENANT]: [entra, msaKey], [OTHER_TENANT]: [otherTenantKey, entra] })
-  v1OnlyKey = createTestKey()
-  authority.tenants.get(TENANT)?.v1.push(v1OnlyKey)
+  authority = await startCatalogueAuthority(keys)
   api = await startApp(authority.url)
 })
 after(async () => {
@@ -42,12 +33,11 @@ after(async () => {
   await authority?.stop()
 })
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const now = () => Math.floor(Date.now() / 1000)
 
 /** The attack catalogue's tokens and the validation tests' tokens (each a token, not a header). */
 function catalogue (): Array<[string, string]> {
-  const header = (extra: Record<string, unknown> = {}) => ({ alg: 'RS256', typ: 'JWT', kid: entra.kid, ...extra })
+  const header = (extra: Record<string, unknown> = {}) => jwtHeader(entra, extra)
   const claims = () => appClaims()
   const token = mint(entra)
   const [h, p, s] = token.split('.') as [string, string, string]

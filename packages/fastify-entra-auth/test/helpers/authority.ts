@@ -36,7 +36,11 @@ export function createTestKey (options: { kid?: string, jwksIssuer?: string | nu
   }
 }
 
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+/** base64url of a string as is, or of any other value's JSON: a JWT segment. */
+export const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+
+/** The JOSE header Entra writes (RS256, typ JWT, the key's kid), with overrides. */
+export const jwtHeader = (key: TestKey, extra: Record<string, unknown> = {}) => ({ alg: 'RS256', typ: 'JWT', kid: key.kid, ...extra })
 
 /** Signs header.payload as given (objects or raw JSON text), with the real algorithm named or forced. */
 export function signRaw (header: Record<string, unknown> | string, payload: Record<string, unknown> | string, key: KeyObject | Buffer | string, algorithm: 'RS256' | 'RS512' | 'PS256' | 'HS256' = 'RS256'): string {
@@ -72,7 +76,7 @@ export function appClaims (overrides: Record<string, unknown> = {}, version: '1.
 }
 
 export function mint (key: TestKey, claims: Record<string, unknown> = appClaims(), header: Record<string, unknown> = {}): string {
-  return signRaw({ alg: 'RS256', typ: 'JWT', kid: key.kid, ...header }, claims, key.privateKey)
+  return signRaw(jwtHeader(key, header), claims, key.privateKey)
 }
 
 export type Fault = { kind: 'status', status: number } | { kind: 'hang' } | { kind: 'garbage' } | null
@@ -172,4 +176,39 @@ export class TestAuthority {
 export function publicJwk (key: TestKey) {
   const { n, e } = key.publicKey.export({ format: 'jwk' })
   return { kty: 'RSA', use: 'sig', kid: key.kid, x5t: key.kid, n, e }
+}
+
+/**
+ * The keys of the attack catalogue (shared/research/entra-token-validation.md §6) that attacks.test.ts
+ * lays out and explain-agreement.test.ts rebuilds: one place, so the two name the same keys.
+ */
+export interface CatalogueKeys {
+  /** The tenant's signing key, published by TENANT and by OTHER_TENANT. */
+  entra: TestKey
+  /** A key Entra publishes for one exact issuer only (like the MSA tenant's key). */
+  msaKey: TestKey
+  /** A key Entra would list in TENANT's v1 JWKS only (so no v2 entry names its issuer). */
+  v1OnlyKey: TestKey
+  /** OTHER_TENANT's own key. */
+  otherTenantKey: TestKey
+  /** Published nowhere, with entra's kid. */
+  attackerKey: TestKey
+}
+
+export function createCatalogueKeys (): CatalogueKeys {
+  const entra = createTestKey()
+  return {
+    entra,
+    msaKey: createTestKey({ jwksIssuer: 'https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0' }),
+    v1OnlyKey: createTestKey(),
+    otherTenantKey: createTestKey(),
+    attackerKey: createTestKey({ kid: entra.kid })
+  }
+}
+
+/** An authority that publishes the catalogue's keys as CatalogueKeys describes them. */
+export async function startCatalogueAuthority (keys: CatalogueKeys): Promise<TestAuthority> {
+  const authority = await TestAuthority.start({ [TENANT]: [keys.entra, keys.msaKey], [OTHER_TENANT]: [keys.otherTenantKey, keys.entra] })
+  authority.tenants.get(TENANT)?.v1.push(keys.v1OnlyKey)
+  return authority
 }
