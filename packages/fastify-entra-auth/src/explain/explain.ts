@@ -6,7 +6,7 @@ import {
 } from '../token-validation.ts'
 import { decodeToken, runChecks, type Check, type CheckContext } from './checks.ts'
 import { expectedIssuer } from './clouds.ts'
-import { callerOf, fixesFor, notesFor, type Fix } from './fixes.ts'
+import { callerOf, fixesFor, notesFor, type ApiSettings, type Fix, type FixContext } from './fixes.ts'
 import { OFFLINE_SKIPS, OfflineKeys, resign } from './offline-keys.ts'
 
 /*
@@ -53,14 +53,8 @@ export interface ExplainReport {
   readonly mode: 'offline' | 'keys'
   /** What offline mode skipped; empty with --keys. */
   readonly notChecked: readonly string[]
-  readonly settings: {
-    tenants: string[]
-    audiences: string[]
-    tokenVersions: TokenVersion[]
-    authorityHost: string
-    requiredRoles: string[]
-    clockSkewMs: number
-    maxTokenBytes: number
+  readonly settings: ApiSettings & {
+    /** Offline only: the authority host is no Entra login host, so the public cloud's issuer forms were assumed. */
     issuerAssumed: boolean
   }
   /** The header members and claims, decoded and unverified; never the token or its signature. */
@@ -224,15 +218,11 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
       const found = await kidUnderAppKeys(authorityHost, String(claims.tid), claims.ver as TokenVersion, claims.aud, String(decoded.header?.kid), options.fetchTimeoutMs ?? 5000)
       if (found) appSpecificKeysOf = claims.aud
     }
-    const fixContext = {
+    const settings: ApiSettings = { tenants: tenantList, audiences, tokenVersions, authorityHost, requiredRoles, clockSkewMs, maxTokenBytes }
+    const fixContext: FixContext = {
       claims,
       settings: {
-        tenants: tenantList,
-        audiences,
-        tokenVersions,
-        authorityHost,
-        requiredRoles,
-        maxTokenBytes,
+        ...settings,
         apiServicePrincipalId: options.apiServicePrincipalId,
         appRoleId: options.appRoleId,
         roleAssignedAt: options.roleAssignedAt,
@@ -258,13 +248,7 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
       mode: online ? 'keys' : 'offline',
       notChecked: online ? [] : OFFLINE_SKIPS,
       settings: {
-        tenants: tenantList,
-        audiences,
-        tokenVersions,
-        authorityHost,
-        requiredRoles,
-        clockSkewMs,
-        maxTokenBytes,
+        ...settings,
         issuerAssumed: !online && expectedIssuer(authorityHost, 'tenant', '2.0').assumed
       },
       header,

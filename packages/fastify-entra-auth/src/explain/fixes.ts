@@ -47,15 +47,22 @@ export interface Fix {
   readonly steps: readonly string[]
 }
 
+/** The api's settings that decide a verdict, as explain resolved them (the plugin's options and the route's roles). */
+export interface ApiSettings {
+  tenants: string[]
+  audiences: string[]
+  tokenVersions: TokenVersion[]
+  authorityHost: string
+  requiredRoles: string[]
+  /** Allowed clock difference for exp and nbf, in milliseconds. */
+  clockSkewMs: number
+  /** Longest token accepted, in bytes. */
+  maxTokenBytes: number
+}
+
 export interface FixContext {
   claims: Record<string, unknown>
-  settings: {
-    tenants: string[]
-    audiences: string[]
-    tokenVersions: TokenVersion[]
-    authorityHost: string
-    requiredRoles: string[]
-    maxTokenBytes: number
+  settings: ApiSettings & {
     apiServicePrincipalId?: string | undefined
     appRoleId?: string | undefined
     roleAssignedAt?: Date | undefined
