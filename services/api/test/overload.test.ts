@@ -8,11 +8,23 @@ import { startApi } from './helpers/api.ts'
 
 /* Load shedding: a saturated event loop makes authenticated routes answer 503 at once, never probes. */
 
-/** Blocks the event loop, as a flood of work would, then lets under-pressure take its next sample. */
-async function saturate (ms: number, sampleIntervalMs: number): Promise<void> {
+/**
+ * Keeps the event loop saturated for `ms`, as a flood does: busy chunks of `chunkMs` with only a
+ * macrotask turn between them, so under-pressure's samples keep seeing the delay, then sends one
+ * request in the middle of it (a request handled between chunks, as a queued one would be). A single
+ * long block would not do: the sample taken after it reports the delay, but the next sample,
+ * taken before any request arrives, is idle again.
+ */
+async function duringSaturation<T> (ms: number, send: () => Promise<T>, chunkMs = 40): Promise<T> {
   const until = performance.now() + ms
-  while (performance.now() < until) { /* busy */ }
-  await sleep(sampleIntervalMs * 1.5)
+  let result: Promise<T> | undefined
+  while (performance.now() < until) {
+    const chunkEnd = performance.now() + chunkMs
+    while (performance.now() < chunkEnd) { /* busy */ }
+    await new Promise((resolve) => setImmediate(resolve))
+    if (result === undefined && performance.now() > until - ms / 2) result = send()
+  }
+  return await (result ?? send())
 }
 
 test('a saturated event loop: /claims answers 503 with Retry-After before any token work; probes and metrics still answer', async (t) => {
@@ -37,12 +49,7 @@ test('a saturated event loop: /claims answers 503 with Retry-After before any to
   }
   assert.equal(idle?.statusCode, 200, 'accepted while idle')
 
-  // Blocking inside the sample interval can race its timer: try a few times, each one a real saturation.
-  let refused
-  for (let attempt = 0; attempt < 5 && refused?.statusCode !== 503; attempt++) {
-    await saturate(400, sampleIntervalMs)
-    refused = await api.get(token)
-  }
+  const refused = await duringSaturation(600, () => api.get(token))
   assert.equal(refused?.statusCode, 503)
   assert.equal(refused?.headers['retry-after'], '3')
   assert.equal(refused?.headers['cache-control'], 'no-store')
@@ -51,10 +58,8 @@ test('a saturated event loop: /claims answers 503 with Retry-After before any to
   assert.equal(await api.metric('auth_requests_total', { result: 'accepted' }), 1, 'the refused request never reached the auth hook')
   assert.equal(api.logs.filter((line) => (line.level as number) >= 50).length, 0, 'a refusal is not an error log line')
 
-  await saturate(400, sampleIntervalMs)
-  assert.equal((await api.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'liveness is never shed')
-  await saturate(400, sampleIntervalMs)
-  assert.equal((await api.app.inject({ method: 'GET', url: '/metrics' })).statusCode, 200, 'Prometheus still sees the api')
+  assert.equal((await duringSaturation(600, () => api.app.inject({ method: 'GET', url: '/healthz' }))).statusCode, 200, 'liveness is never shed')
+  assert.equal((await duringSaturation(600, () => api.app.inject({ method: 'GET', url: '/metrics' }))).statusCode, 200, 'Prometheus still sees the api')
 
   // Once the loop is free again, requests are served.
   let served
@@ -72,8 +77,7 @@ test('shedding off: OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0 and the utilization check
   const api = await startApi(authority.url, { LOG_LEVEL: 'warn', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_SAMPLE_INTERVAL_MS: '20' })
   t.after(() => api.app.close())
   for (let attempt = 0; attempt < 3; attempt++) {
-    await saturate(300, 20)
-    assert.equal((await api.get(`Bearer ${mint(key)}`)).statusCode, 200)
+    assert.equal((await duringSaturation(300, () => api.get(`Bearer ${mint(key)}`))).statusCode, 200)
   }
 })
 
