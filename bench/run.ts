@@ -235,7 +235,9 @@ try {
   if (capacity > 0) {
     const overloadSeconds = settings.quick ? 2 : 8
     const giveUpMs = 2000
-    const connections = 256
+    // Enough connections that the api, not the client's pool, holds the queue: it can only refuse
+    // what it can see.
+    const connections = 512
     for (const [target, name] of [[apiShed, 'default shedding (OVERLOAD_* defaults)'], [api, 'shedding off (OVERLOAD_*=0)']] as const) {
       log(`overload: ${name}`)
       await load.startRate([{
@@ -244,7 +246,6 @@ try {
         path: '/claims',
         rate: 2 * capacity,
         connections,
-        giveUpMs,
         mix: [{ kind: 'valid, unique', weight: 1, tokensFile: files.unique }]
       }])
       await new Promise((resolve) => setTimeout(resolve, overloadSeconds * 1000))
@@ -264,6 +265,8 @@ try {
         return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 }
       }
       const sent = Object.values(statusCounts).reduce((a, b) => a + b, 0)
+      // Answers that came after the client's deadline: work done for a caller that had given up.
+      const late = Object.values(byStatus).flat().filter((ms) => ms > giveUpMs).length
       overload.push({
         target: name,
         capacityRps: capacity,
@@ -273,7 +276,7 @@ try {
         giveUpMs,
         sent,
         statusCounts,
-        gaveUp: statusCounts['no answer'] ?? 0,
+        late: late + (statusCounts['no answer'] ?? 0),
         dropped,
         acceptedMs: spread(byStatus['200']),
         refusedMs: spread(byStatus['503']),
@@ -359,9 +362,9 @@ try {
   const shed = overload[0]
   if (shed) {
     targets.push({
-      goal: 'past capacity (2x row 3, open loop) the api refuses fast: every request answered before its client\'s deadline, 503 with Retry-After for what it cannot serve',
-      measured: `${(shed.shareRefused * 100).toFixed(0)}% refused, ${shed.gaveUp} given up of ${shed.sent}, accepted p99 ${shed.acceptedMs.p99.toFixed(0)} ms${overload[1] ? ` (without shedding: ${overload[1].gaveUp} given up, accepted p99 ${overload[1].acceptedMs.p99.toFixed(0)} ms)` : ''}`,
-      met: shed.gaveUp === 0 && shed.dropped === 0
+      goal: `past capacity (2x row 3, open loop) the api refuses fast: nothing answered after its client's ${shed.giveUpMs} ms deadline, 503 with Retry-After for what it cannot serve`,
+      measured: `${(shed.shareRefused * 100).toFixed(0)}% refused, ${shed.late} of ${shed.sent} answered after the deadline, accepted p99 ${shed.acceptedMs.p99.toFixed(0)} ms${overload[1] ? ` (without shedding: ${overload[1].late} late, accepted p99 ${overload[1].acceptedMs.p99.toFixed(0)} ms)` : ''}`,
+      met: shed.late === 0 && shed.dropped === 0
     })
   }
   if (burst) {

@@ -139,9 +139,6 @@ function fire (state: StreamState): void {
     headers: token ? { authorization: `Bearer ${token}` } : {},
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
-    // The client gives up this long after it wanted to send, whether the request waited for a
-    // connection or for its answer: what a caller with a deadline does.
-    ...(state.spec.giveUpMs === undefined ? {} : { signal: AbortSignal.timeout(state.spec.giveUpMs) })
   })
     .then(async (response) => {
       const text = await response.body.text()

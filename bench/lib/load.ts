@@ -29,8 +29,6 @@ export interface RateStream {
   readsExp?: boolean
   /** A token counts as in hand until this long before its exp (a caller rightly stops using it then). */
   expiryMarginMs?: number
-  /** How long after it was due a request is given up (aborted) if it has no answer, in ms. Default: 10 s for the headers. */
-  giveUpMs?: number
 }
 
 /** What one stream saw since the previous sample. */
