@@ -8,6 +8,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { at, deployDir, listFiles, rel, requireTool, run, tempDir } from './helpers/tools.ts'
 import type { RunResult } from './helpers/tools.ts'
+import { resources, type Json } from './helpers/arm.ts'
 
 // Files that need the Microsoft Graph extension, whose types are restored from a registry this
 // machine cannot reach. They carry a "NOT COMPILED IN CI" header.
@@ -30,20 +31,6 @@ function build (bicep: string, file: string): Promise<RunResult> {
     builds.set(file, b)
   }
   return b
-}
-
-type Json = Record<string, unknown>
-
-/** Every ARM resource object (type + apiVersion) anywhere in a compiled template, modules included. */
-function resources (node: unknown, out: Json[] = []): Json[] {
-  if (Array.isArray(node)) {
-    for (const n of node) resources(n, out)
-  } else if (node !== null && typeof node === 'object') {
-    const o = node as Json
-    if (typeof o.type === 'string' && typeof o.apiVersion === 'string') out.push(o)
-    for (const v of Object.values(o)) resources(v, out)
-  }
-  return out
 }
 
 async function buildTemplate (bicep: string, file: string): Promise<Json> {
