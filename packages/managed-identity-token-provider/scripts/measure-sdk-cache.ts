@@ -4,19 +4,9 @@
  * through the day; each line is one getToken through ManagedIdentityEndpoint, with the HTTP exchanges it
  * made. Run: node packages/managed-identity-token-provider/scripts/measure-sdk-cache.ts (the numbers are in the README).
  */
-let offsetMs = 0
-const RealDate = Date
-const realNow = RealDate.now.bind(RealDate)
-// MSAL reads the clock through `new Date()`, mock-imds through Date.now(): both must jump.
-class FakeDate extends RealDate {
-  constructor (...args: unknown[]) {
-    if (args.length === 0) super(realNow() + offsetMs)
-    else super(...(args as [string | number | Date]))
-  }
+import { installJumpingClock } from '../test/jumping-clock.ts'
 
-  static override now () { return realNow() + offsetMs }
-}
-globalThis.Date = FakeDate as DateConstructor
+const clock = installJumpingClock()
 
 const { buildMockImds } = await import('../../mock-imds/src/index.ts')
 const mock = await buildMockImds({ logLevel: 'silent' })
@@ -35,7 +25,7 @@ const points: Array<[string, number]> = [
   ['23 h 57 min (last 300 s)', 23.95], ['23 h 57 min, read again', 23.95]
 ]
 for (const [label, hours] of points) {
-  offsetMs = hours * 3_600_000
+  clock.jumpToHours(hours)
   const { token, exchanges } = await endpoint.attempt(['api://msi-pair-api/.default'], 2000)
   firstExpiresOn ??= token.expiresOnTimestamp
   const refreshAfter = token.refreshAfterTimestamp === undefined ? '-' : `${((token.refreshAfterTimestamp - Date.now()) / 3_600_000).toFixed(2)} h`

@@ -2,28 +2,17 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { ManagedIdentityTokenProvider } from '../src/index.ts'
+import { installJumpingClock } from './jumping-clock.ts'
 import { apiScope, buildMockImds } from './mock-imds.ts'
 
 // The 24 h token path, in process: the real SDK against a real mock-imds, with a clock that jumps
-// through two days. MSAL reads the clock through `new Date()`, mock-imds through Date.now(), so
-// Date itself is replaced (this file runs in its own process under node --test). The SDK freezes
-// its endpoint per process, and with it the HTTP client of the first credential that asked for a
-// token (measured: a second credential's requests go through the first one's client). So this
+// through two days (jumping-clock.ts; this file runs in its own process under node --test). The SDK
+// freezes its endpoint per process, and with it the HTTP client of the first credential that asked
+// for a token (measured: a second credential's requests go through the first one's client). So this
 // file has one mock-imds (IMDS flavour), one provider, and one timeline.
 
-let offsetMs = 0
-const RealDate = Date
-const realNow = RealDate.now.bind(RealDate)
-class JumpingDate extends RealDate {
-  constructor (...args: unknown[]) {
-    if (args.length === 0) super(realNow() + offsetMs)
-    else super(...(args as [string | number | Date]))
-  }
-
-  static override now () { return realNow() + offsetMs }
-}
-globalThis.Date = JumpingDate as DateConstructor
-const hours = (h: number) => { offsetMs = h * 3_600_000 }
+const clock = installJumpingClock()
+const hours = clock.jumpToHours
 
 let mock: FastifyInstance
 before(async () => {
@@ -31,7 +20,7 @@ before(async () => {
   process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = await mock.listen({ host: '127.0.0.1', port: 0 })
 })
 after(async () => {
-  globalThis.Date = RealDate
+  clock.restore()
   await mock?.close()
 })
 
