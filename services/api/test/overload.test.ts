@@ -70,6 +70,18 @@ test('a saturated event loop: /claims answers 503 with Retry-After before any to
   assert.equal(served?.statusCode, 200)
 })
 
+test('a fully used event loop: the utilization check refuses on its own, counted as event_loop_utilization', async (t) => {
+  const key = createTestKey()
+  const authority = await TestAuthority.start({ [TENANT]: [key] })
+  t.after(() => authority.stop())
+  const api = await startApi(authority.url, { LOG_LEVEL: 'warn', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0.9', OVERLOAD_SAMPLE_INTERVAL_MS: '50' })
+  t.after(() => api.app.close())
+  const refused = await duringSaturation(600, () => api.get(`Bearer ${mint(key)}`))
+  assert.equal(refused.statusCode, 503)
+  assert.ok(await api.metric('http_requests_shed_total', { reason: 'event_loop_utilization' }) >= 1)
+  assert.equal(await api.metric('http_requests_shed_total', { reason: 'event_loop_delay' }), 0)
+})
+
 test('shedding off: OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=0 and the utilization check off never refuse', async (t) => {
   const key = createTestKey()
   const authority = await TestAuthority.start({ [TENANT]: [key] })
@@ -85,7 +97,7 @@ test('overload settings: defaults, and bad values stop the api naming the variab
   const base = { AUTH_TENANT_ID: TENANT, AUTH_AUDIENCE: 'api://x' }
   const config = readConfig(base)
   assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, 100)
-  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0)
+  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0.95)
   assert.equal(config.OVERLOAD_SAMPLE_INTERVAL_MS, 100)
   assert.equal(config.OVERLOAD_RETRY_AFTER_SECONDS, 1)
   assert.equal(config.AUTH_SIGNATURE_CHECKS, 'event-loop')

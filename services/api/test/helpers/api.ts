@@ -23,6 +23,7 @@ export async function startApi (authorityUrl: string, env: Record<string, string
     // Load shedding off: on a shared test machine a descheduled process reads as a saturated event
     // loop. test/overload.test.ts turns it on.
     OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+    OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
     ...env
   })
   const logs: Array<Record<string, unknown>> = []
