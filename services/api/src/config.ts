@@ -54,7 +54,7 @@ export const ApiConfigSchema = Type.Object({
   /**
    * The same for the event loop's utilization over the last sample (0-1); 0 turns it off. Callers with
    * bounded connection pools queue on their side, where the event loop's delay never shows it: only
-   * utilization does (bench/README.md, "Overload": 0.95 kept the accepted p99 at 109 ms where the
+   * utilization does (bench/README.md, "Overload": 0.95 kept the accepted p99 at 101 ms where the
    * delay check alone let it reach 2.2 s).
    */
   OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0.95 }),
