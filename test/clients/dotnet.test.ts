@@ -13,8 +13,9 @@ import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { run } from '../helpers/run.ts'
 import {
-  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMocks, system, tokenOf, withEnv,
-  type ClientScenario, type ClientsMocks, type Target
+  assertLastingStatusFails, assertOne500ThenToken, assertRetryAfterHonoured, assertSystemTokenThenCacheHit, assertTokenFor,
+  assertUserAssignedByClientId, assertWrongHeaderNotRetried, assigned, clientRunner, failureOf, pointers, skipUnless,
+  startClientsMocks, system, tokenOf, withEnv, type ClientsMocks
 } from './harness.ts'
 
 const dotnetAvailable = spawnSync('dotnet', ['--version'], { encoding: 'utf8' }).status === 0
@@ -39,11 +40,7 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
   })
   after(async () => { await mocks?.stop() })
 
-  const client = async (t: { diagnostic: (message: string) => void }, name: string, target: Target, scenario: ClientScenario) => {
-    const result = await runClient(target, driver, scenario)
-    t.diagnostic(describeRun(name, result))
-    return result
-  }
+  const client = clientRunner(driver)
 
   describe('ManagedIdentityCredential', () => {
     for (const [flavour, pointer] of [
@@ -52,19 +49,11 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
       ['App Service identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.appService],
       ['Container Apps identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.containerApps]
     ] as const) {
-      test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, one request)`, async (t) => {
-        const result = await client(t, 'system', pointer(mocks), { credential: 'mi', calls: 2 })
-        assert.equal(result.requests, 1)
-        assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
-      })
+      test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, one request)`, (t) =>
+        assertSystemTokenThenCacheHit(client, t, pointer(mocks), { credential: 'mi' }, 1))
 
-      test(`${flavour}: a user-assigned identity by client id`, async (t) => {
-        const result = await client(t, 'by client id', pointer(mocks), { credential: 'mi', clientId: assigned.clientId })
-        assert.equal(result.requests, 1)
-        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
-        assert.match(result.urls[0] ?? '', new RegExp(`client_id=${assigned.clientId}`))
-      })
+      test(`${flavour}: a user-assigned identity by client id`, (t) =>
+        assertUserAssignedByClientId(client, t, pointer(mocks), { credential: 'mi' }, 1))
     }
 
     for (const [flavour, pointer] of [
@@ -73,45 +62,22 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
     ] as const) {
       // MSAL.NET's managed identity retry: 429, 500 and 404 alike, 5 retries, exponential from
       // RetryOptions.Delay; MaxRetries (1 here) is not applied.
-      for (const [status, code] of [[429, /too_many_requests/], [500, /unknown/], [404, /not_found/]] as const) {
+      for (const status of [429, 500, 404] as const) {
         test(`${flavour}: a lasting ${status} is retried 5 times (MaxRetries ignored), then AuthenticationFailedException`, async (t) => {
-          const result = await client(t, String(status), pointer(mocks), {
-            credential: 'mi',
-            maxRetries: 1,
-            ...quickDelay,
-            faults: [{ target: 'token', mode: 'status', status }]
-          })
-          assert.equal(result.requests, 6)
-          const failure = failureOf(result.outcomes[0])
-          assert.equal(failure.errorName, 'AuthenticationFailedException')
+          const { result, failure } = await assertLastingStatusFails(client, t, pointer(mocks), { credential: 'mi', maxRetries: 1, ...quickDelay },
+            status, 6, 'AuthenticationFailedException')
           assert.equal(failure.causeName, 'MsalServiceException')
-          assert.match(failure.errorMessage ?? '', code)
           // Exponential: each wait at least as long as the first (jitter aside), the last well above it.
           assert.ok((result.gapsMs.at(-1) ?? 0) > (result.gapsMs[0] ?? 0), `gaps ${result.gapsMs.join(', ')}`)
         })
       }
 
-      test(`${flavour}: one 500, then a token after one retry`, async (t) => {
-        const result = await client(t, '500 once', pointer(mocks), {
-          credential: 'mi',
-          ...quickDelay,
-          faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }]
-        })
-        assert.equal(result.requests, 2)
-        await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
-      })
+      test(`${flavour}: one 500, then a token after one retry`, (t) =>
+        assertOne500ThenToken(client, t, pointer(mocks), { credential: 'mi', ...quickDelay }))
     }
 
-    test('IMDS: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
-      const result = await client(t, '429 Retry-After', pointers.podIdentityHost(mocks), {
-        credential: 'mi',
-        ...quickDelay,
-        faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
-      })
-      assert.equal(result.requests, 3)
-      await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
-      for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
-    })
+    test('IMDS: a 429 with Retry-After: 1 waits the header\'s second between attempts', (t) =>
+      assertRetryAfterHonoured(client, t, pointers.podIdentityHost(mocks), { credential: 'mi', ...quickDelay }))
 
     // The platforms answer a wrong header differently (App Service: the mock's 401 JSON, an unknown
     // on Azure; Container Apps: 403 with an empty body, microsoft-authentication-library-for-dotnet#5077).
@@ -120,13 +86,8 @@ describe('.NET Azure.Identity 1.21.0 against mock-imds', { skip: skipUnless(dotn
       // MSAL.NET reads the empty body as no answer at all.
       ['Container Apps identity endpoint (403, empty body)', pointers.containerApps, /Authentication unavailable\. No response received from the managed identity endpoint/]
     ] as const) {
-      test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried`, async (t) => {
-        const result = await client(t, 'wrong header', pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay })
-        assert.equal(result.requests, 1)
-        const failure = failureOf(result.outcomes[0])
-        assert.equal(failure.errorName, 'AuthenticationFailedException')
-        assert.match(failure.errorMessage ?? '', message)
-      })
+      test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried`, (t) =>
+        assertWrongHeaderNotRetried(client, t, pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay }, 'AuthenticationFailedException', message))
     }
   })
 

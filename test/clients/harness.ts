@@ -207,6 +207,88 @@ export function describeRun (name: string, run: ClientRun): string {
   return `${name}: ${run.requests} request(s), gaps [${run.gapsMs.join(', ')}] ms; ${outcomes.join(' | ')}`
 }
 
+/** Where a run's diagnostic line goes (node:test's TestContext). */
+export interface Diagnostics { diagnostic: (message: string) => void }
+
+/** Runs a client's driver (see runClient) and reports each run as a test diagnostic (describeRun). */
+export type ClientRunner = (t: Diagnostics, name: string, target: Target, scenario: ClientScenario) => Promise<ClientRun>
+
+export function clientRunner (driver: readonly [string, ...string[]]): ClientRunner {
+  return async (t, name, target, scenario) => {
+    const result = await runClient(target, driver, scenario)
+    t.diagnostic(describeRun(name, result))
+    return result
+  }
+}
+
+/*
+ * The checks every client is held to the same way; each client test names the pointers, credentials
+ * and counts that apply to its SDK. `scenario` is the client's base scenario (credential, retry delay).
+ */
+
+/** Two calls: a system-assigned token with Entra's claims, then the same token from the SDK's cache. */
+export async function assertSystemTokenThenCacheHit (client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario, requests: number): Promise<void> {
+  const result = await client(t, 'system', target, { ...scenario, calls: 2 })
+  assert.equal(result.requests, requests)
+  assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
+  await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
+}
+
+/** A user-assigned identity chosen by client id: its token, asked for with client_id in the (last) request. */
+export async function assertUserAssignedByClientId (client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario, requests: number): Promise<void> {
+  const result = await client(t, 'by client id', target, { ...scenario, clientId: assigned.clientId })
+  assert.equal(result.requests, requests)
+  await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
+  assert.match(result.urls.at(-1) ?? '', new RegExp(`client_id=${assigned.clientId}`))
+}
+
+/** The error code mock-imds answers a status fault with, as Azure does (429, 500, 404). */
+const faultCodes: Record<number, RegExp> = { 429: /too_many_requests/, 500: /unknown/, 404: /not_found/ }
+
+/**
+ * A lasting `status` at every token request: `requests` requests, then the SDK's `errorName` with the
+ * status's error code. Returns the run and its failure for the SDK's own further checks.
+ */
+export async function assertLastingStatusFails (
+  client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario, status: 429 | 500 | 404, requests: number, errorName: string
+): Promise<{ result: ClientRun, failure: Outcome }> {
+  const result = await client(t, String(status), target, { ...scenario, faults: [{ target: 'token', mode: 'status', status }] })
+  assert.equal(result.requests, requests)
+  const failure = failureOf(result.outcomes[0])
+  assert.equal(failure.errorName, errorName)
+  assert.match(failure.errorMessage ?? '', faultCodes[status] as RegExp)
+  return { result, failure }
+}
+
+/** One 500, then a token after one retry. */
+export async function assertOne500ThenToken (client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario): Promise<void> {
+  const result = await client(t, '500 once', target, { ...scenario, faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }] })
+  assert.equal(result.requests, 2)
+  await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
+}
+
+/** Two 429s with Retry-After: 1, then a token: every wait is at least the header's second. */
+export async function assertRetryAfterHonoured (client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario): Promise<void> {
+  const result = await client(t, '429 Retry-After', target, {
+    ...scenario,
+    faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
+  })
+  assert.equal(result.requests, 3)
+  await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
+  for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
+}
+
+/** A target with a wrong IDENTITY_HEADER: one request, not retried, then the SDK's `errorName` with `message`. */
+export async function assertWrongHeaderNotRetried (
+  client: ClientRunner, t: Diagnostics, target: Target, scenario: ClientScenario, errorName: string, message: RegExp
+): Promise<void> {
+  const result = await client(t, 'wrong header', target, scenario)
+  assert.equal(result.requests, 1)
+  const failure = failureOf(result.outcomes[0])
+  assert.equal(failure.errorName, errorName)
+  assert.match(failure.errorMessage ?? '', message)
+}
+
 export function tokenOf (outcome: Outcome | undefined): string {
   assert.ok(outcome?.ok, `expected a token, got ${outcome?.errorName}: ${outcome?.errorMessage}`)
   return outcome.token as string

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import {
-  assertTokenFor, assigned, describeRun, failureOf, pointers, runClient, skipUnless, startClientsMocks, system, tokenOf,
-  type ClientScenario, type ClientsMocks, type Target
+  assertOne500ThenToken, assertRetryAfterHonoured, assertSystemTokenThenCacheHit, assertUserAssignedByClientId,
+  assertLastingStatusFails, assertWrongHeaderNotRetried, clientRunner, pointers, skipUnless, startClientsMocks, type ClientsMocks
 } from './harness.ts'
 
 const python = '/usr/bin/python3'
@@ -32,11 +32,7 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
   })
   after(async () => { await mocks?.stop() })
 
-  const client = async (t: { diagnostic: (message: string) => void }, name: string, target: Target, scenario: ClientScenario) => {
-    const result = await runClient(target, driver, scenario)
-    t.diagnostic(describeRun(name, result))
-    return result
-  }
+  const client = clientRunner(driver)
 
   for (const credential of ['mi', 'dac'] as const) {
     const name = credential === 'mi' ? 'ManagedIdentityCredential' : 'DefaultAzureCredential'
@@ -49,19 +45,11 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
         ['App Service identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.appService, 1],
         ['Container Apps identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)', pointers.containerApps, 1]
       ] as const) {
-        test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, ${requests} request(s))`, async (t) => {
-          const result = await client(t, 'system', pointer(mocks), { credential, calls: 2 })
-          assert.equal(result.requests, requests)
-          assert.equal(tokenOf(result.outcomes[1]), tokenOf(result.outcomes[0]))
-          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system, result.outcomes[0])
-        })
+        test(`${flavour}: system-assigned token with Entra's claims, then its cache hit (two calls, ${requests} request(s))`, (t) =>
+          assertSystemTokenThenCacheHit(client, t, pointer(mocks), { credential }, requests))
 
-        test(`${flavour}: a user-assigned identity by client id`, async (t) => {
-          const result = await client(t, 'by client id', pointer(mocks), { credential, clientId: assigned.clientId })
-          assert.equal(result.requests, requests)
-          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), assigned)
-          assert.match(result.urls.at(-1) ?? '', new RegExp(`client_id=${assigned.clientId}`))
-        })
+        test(`${flavour}: a user-assigned identity by client id`, (t) =>
+          assertUserAssignedByClientId(client, t, pointer(mocks), { credential }, requests))
       }
 
       // Both credentials surface the pipeline's error as ClientAuthenticationError (DefaultAzureCredential's lists each credential's).
@@ -73,41 +61,18 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
         for (const status of [429, 500, 404] as const) {
           const requests = expected[status]
           test(`${flavour}: a lasting ${status}: ${requests} request(s), then ${errorName}`, async (t) => {
-            const result = await client(t, String(status), pointer(mocks), {
-              credential,
-              ...quickDelay,
-              faults: [{ target: 'token', mode: 'status', status }]
-            })
-            assert.equal(result.requests, requests)
-            const failure = failureOf(result.outcomes[0])
-            assert.equal(failure.errorName, errorName)
-            assert.match(failure.errorMessage ?? '', status === 429 ? /too_many_requests/ : status === 500 ? /unknown/ : /not_found/)
+            await assertLastingStatusFails(client, t, pointer(mocks), { credential, ...quickDelay }, status, requests, errorName)
           })
         }
 
-        test(`${flavour}: one 500, then a token after one retry`, async (t) => {
-          const result = await client(t, '500 once', pointer(mocks), {
-            credential,
-            ...quickDelay,
-            faults: [{ target: 'token', mode: 'status', status: 500, count: 1 }]
-          })
-          assert.equal(result.requests, 2)
-          await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
-        })
+        test(`${flavour}: one 500, then a token after one retry`, (t) =>
+          assertOne500ThenToken(client, t, pointer(mocks), { credential, ...quickDelay }))
       }
     })
   }
 
-  test('App Service identity endpoint: a 429 with Retry-After: 1 waits the header\'s second between attempts', async (t) => {
-    const result = await client(t, '429 Retry-After', pointers.appService(mocks), {
-      credential: 'mi',
-      ...quickDelay,
-      faults: [{ target: 'token', mode: 'status', status: 429, retryAfterSeconds: 1, count: 2 }]
-    })
-    assert.equal(result.requests, 3)
-    await assertTokenFor(result.mock, tokenOf(result.outcomes[0]), system)
-    for (const gap of result.gapsMs) assert.ok(gap >= 950, `gaps ${result.gapsMs.join(', ')}`)
-  })
+  test('App Service identity endpoint: a 429 with Retry-After: 1 waits the header\'s second between attempts', (t) =>
+    assertRetryAfterHonoured(client, t, pointers.appService(mocks), { credential: 'mi', ...quickDelay }))
 
   // The platforms answer a wrong header differently (App Service: the mock's 401 JSON, an unknown
   // on Azure; Container Apps: 403 with an empty body, microsoft-authentication-library-for-dotnet#5077).
@@ -116,12 +81,7 @@ describe(`Python azure-identity ${version.stdout.trim() || '(missing)'} (Debian 
     // The SDK reads the empty body as no token, without the status.
     ['Container Apps identity endpoint (403, empty body)', pointers.containerApps, /^No token received\.$/]
   ] as const) {
-    test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried, ClientAuthenticationError`, async (t) => {
-      const result = await client(t, 'wrong header', pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay })
-      assert.equal(result.requests, 1)
-      const failure = failureOf(result.outcomes[0])
-      assert.equal(failure.errorName, 'ClientAuthenticationError')
-      assert.match(failure.errorMessage ?? '', message)
-    })
+    test(`${flavour} with a wrong IDENTITY_HEADER: one request, not retried, ClientAuthenticationError`, (t) =>
+      assertWrongHeaderNotRetried(client, t, pointer(mocks, 'not-the-secret'), { credential: 'mi', ...quickDelay }, 'ClientAuthenticationError', message))
   }
 })
