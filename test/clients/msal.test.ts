@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { resultOf, runDriver, summary, type Scenario } from '../conformance/plan.ts'
-import { pointers, resource, startClientsMocks, type ClientsMocks, type Target } from './harness.ts'
+import { pointers, resource, startClientsMocks, type ClientsMocks, type Diagnostics, type Target } from './harness.ts'
 
 let mocks: ClientsMocks
 
@@ -28,31 +28,30 @@ const lasting = (status: number): Scenario => ({
   resource
 })
 
+/**
+ * Each lasting status at the target: 4 requests (MSAL Node's 3 retries), then a ServerError after
+ * `elapsedMs` (at least the first, less than the second).
+ */
+async function assertTriedFourTimes (t: Diagnostics, target: Target, statuses: number[], [minMs, maxMs]: [number, number]) {
+  const results = await drive(target, statuses.map(lasting))
+  for (const name of statuses.map(String)) {
+    const result = resultOf(results, name)
+    t.diagnostic(summary(result))
+    assert.equal(result.requests, 4, name)
+    const failure = result.outcomes[0]
+    assert.ok(failure && !failure.ok, `${name}: expected a failure`)
+    assert.equal(failure.errorName, 'ServerError')
+    assert.ok(failure.elapsedMs >= minMs && failure.elapsedMs < maxMs, `${name}: ${failure.elapsedMs} ms`)
+  }
+}
+
 describe('MSAL Node ManagedIdentityApplication: lasting faults', () => {
   test('IMDS: a lasting 429 or 404 is tried 4 times, about 1 + 2 + 4 s apart (ImdsRetryPolicy)', async (t) => {
-    const results = await drive(pointers.podIdentityHost(mocks), [lasting(429), lasting(404)])
-    for (const name of ['429', '404']) {
-      const result = resultOf(results, name)
-      t.diagnostic(summary(result))
-      assert.equal(result.requests, 4, name)
-      const failure = result.outcomes[0]
-      assert.ok(failure && !failure.ok, `${name}: expected a failure`)
-      assert.equal(failure.errorName, 'ServerError')
-      // Exponential 1, 2, 4 s (no jitter in MSAL's policy).
-      assert.ok(failure.elapsedMs >= 6_500 && failure.elapsedMs < 12_000, `${name}: ${failure.elapsedMs} ms`)
-    }
+    // Exponential 1, 2, 4 s (no jitter in MSAL's policy).
+    await assertTriedFourTimes(t, pointers.podIdentityHost(mocks), [429, 404], [6_500, 12_000])
   })
 
   test('App Service identity endpoint: a lasting 429 or 500 is tried 4 times 1 s apart; a 404 too (DefaultManagedIdentityRetryPolicy)', async (t) => {
-    const results = await drive(pointers.appService(mocks), [lasting(429), lasting(500), lasting(404)])
-    for (const name of ['429', '500', '404']) {
-      const result = resultOf(results, name)
-      t.diagnostic(summary(result))
-      assert.equal(result.requests, 4, name)
-      const failure = result.outcomes[0]
-      assert.ok(failure && !failure.ok, `${name}: expected a failure`)
-      assert.equal(failure.errorName, 'ServerError')
-      assert.ok(failure.elapsedMs >= 2_900 && failure.elapsedMs < 8_000, `${name}: ${failure.elapsedMs} ms`)
-    }
+    await assertTriedFourTimes(t, pointers.appService(mocks), [429, 500, 404], [2_900, 8_000])
   })
 })
