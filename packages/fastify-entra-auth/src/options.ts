@@ -167,6 +167,9 @@ export const DEFAULTS = Object.freeze({
   tokenCache: Object.freeze({ size: 1000, maxBytes: 8 * 1024 * 1024, ttlMs: 600_000 })
 })
 
+/** Options Fastify's own `register` may leave on a plugin's options object. */
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** Thrown at registration for an option that cannot work; the message names the option. */
@@ -187,23 +190,84 @@ function signatureChecks (value: unknown): 'event-loop' | 'thread-pool' {
 
 function integer (option: string, value: number | undefined, fallback: number, minimum: number, maximum = 7 * 86_400_000): number {
   if (value === undefined) return fallback
+  // A string such as '300000' (from an environment variable) is a type error, not a range error.
+  if (typeof value !== 'number') throw new EntraAuthOptionsError(option, `must be a number (an integer from ${minimum} to ${maximum}), got ${describe(value)}`)
   if (!Number.isInteger(value) || value < minimum || value > maximum) {
     throw new EntraAuthOptionsError(option, `must be an integer from ${minimum} to ${maximum}, got ${String(value)}`)
   }
   return value
 }
 
+/** A value as an error message shows it: its type when that is the mistake, e.g. `a string ("300000")`. */
+function describe (value: unknown): string {
+  if (typeof value === 'string') return `a string (${JSON.stringify(value)})`
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`
+}
+
+/*
+ * The option names each object accepts. A misspelled option (`clockSkewMS`, `jwks.refreshIntervalMS`)
+ * would otherwise be ignored and its default used without a word; TypeScript catches it only in
+ * object literals, not in options built from config files or spread from elsewhere.
+ */
+const KNOWN: Record<string, readonly string[]> = {
+  '': ['tenants', 'maxTenants', 'audiences', 'tokenVersions', 'authorityHost', 'signingKeysAppId', 'clockSkewMs', 'maxTokenBytes', 'signatureChecks', 'jwks', 'tokenCache', 'registry', 'logger'],
+  jwks: ['refreshIntervalMs', 'cooldownMs', 'fetchTimeoutMs', 'retryMaxMs'],
+  tokenCache: ['size', 'maxBytes', 'ttlMs']
+}
+
+/** The object at `path` ('' for the options themselves), refusing a non-object and unknown names. */
+function knownObject (path: string, value: unknown): Record<string, unknown> {
+  if (value === undefined && path !== '') return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new EntraAuthOptionsError(path === '' ? '(all)' : path, `must be an object, got ${describe(value)}`)
+  }
+  const known = KNOWN[path] as readonly string[]
+  for (const name of Object.keys(value)) {
+    if (known.includes(name)) continue
+    // fastify.register passes no options of its own through (prefix, logLevel ... are removed), but
+    // its encapsulation options may appear when the plugin is registered with them: tolerated.
+    if (path === '' && FASTIFY_REGISTER_OPTIONS.has(name)) continue
+    const near = known.find((candidate) => candidate.toLowerCase() === name.toLowerCase())
+    const option = path === '' ? name : `${path}.${name}`
+    throw new EntraAuthOptionsError(option, `is not an option${near === undefined ? '' : ` (did you mean ${path === '' ? near : `${path}.${near}`}?)`}; known: ${known.join(', ')}`)
+  }
+  return value as Record<string, unknown>
+}
+
+/** A list option: an array of non-empty strings. */
+function stringList (option: string, value: unknown, what: string): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new EntraAuthOptionsError(option, `must be an array of ${what}, got ${describe(value)}`)
+  for (const item of value) {
+    if (typeof item !== 'string' || item === '') throw new EntraAuthOptionsError(option, `must be an array of ${what}, got an item that is ${item === '' ? 'an empty string' : describe(item)}`)
+  }
+  return value as string[]
+}
+
 /** Applies the defaults and checks every option; throws EntraAuthOptionsError naming the first bad one. */
 export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new EntraAuthOptionsError('(all)', 'must be an object')
-  const tenants = options.tenants === '*' ? '*' : [...new Set((Array.isArray(options.tenants) ? options.tenants : []).map((tenant) => String(tenant).toLowerCase()))]
+  knownObject('', options)
+  const tenants = options.tenants === '*'
+    ? '*'
+    : [...new Set(stringList('tenants', options.tenants, 'tenant ids (GUIDs), or the string \'*\' for any tenant').map((tenant) => tenant.toLowerCase()))]
   if (tenants.length === 0) throw new EntraAuthOptionsError('tenants', 'must list at least one tenant id, or be \'*\' (any tenant)')
   if (tenants !== '*') for (const tenant of tenants) if (!GUID.test(tenant)) throw new EntraAuthOptionsError('tenants', `must be tenant ids (GUIDs), got "${tenant}"`)
-  const audiences = Array.isArray(options.audiences) ? options.audiences.map(String).filter((audience) => audience !== '') : []
+  const audiences = stringList('audiences', options.audiences, 'audiences (client ids or App ID URIs)')
   if (audiences.length === 0) throw new EntraAuthOptionsError('audiences', 'must list at least one audience (client id or App ID URI)')
+  if (options.tokenVersions !== undefined && !Array.isArray(options.tokenVersions)) {
+    throw new EntraAuthOptionsError('tokenVersions', `must be an array of "1.0" and/or "2.0", got ${describe(options.tokenVersions)}`)
+  }
   const tokenVersions = [...new Set(options.tokenVersions ?? DEFAULTS.tokenVersions)].sort()
   if (tokenVersions.length === 0 || tokenVersions.some((version) => version !== '1.0' && version !== '2.0')) {
     throw new EntraAuthOptionsError('tokenVersions', 'must be a non-empty list of "1.0" and/or "2.0"')
+  }
+  if (options.authorityHost !== undefined && typeof options.authorityHost !== 'string') {
+    throw new EntraAuthOptionsError('authorityHost', `must be a string (an absolute http(s) URL), got ${describe(options.authorityHost)}`)
+  }
+  if (options.signingKeysAppId !== undefined && typeof options.signingKeysAppId !== 'string') {
+    throw new EntraAuthOptionsError('signingKeysAppId', `must be a string (a GUID), got ${describe(options.signingKeysAppId)}`)
   }
   const authorityHost = (options.authorityHost ?? DEFAULTS.authorityHost).replace(/\/+$/, '')
   let authority: URL
@@ -217,8 +281,8 @@ export function resolveOptions (options: FastifyEntraAuthOptions): ResolvedOptio
   if (signingKeysAppId !== undefined && !GUID.test(signingKeysAppId)) {
     throw new EntraAuthOptionsError('signingKeysAppId', `must be the api's application (client) id, a GUID, got "${signingKeysAppId}"`)
   }
-  const jwks = options.jwks ?? {}
-  const cache = options.tokenCache ?? {}
+  const jwks = knownObject('jwks', options.jwks) as JwksOptions
+  const cache = knownObject('tokenCache', options.tokenCache) as TokenCacheOptions
   return {
     tenants,
     maxTenants: integer('maxTenants', options.maxTenants, DEFAULTS.maxTenants, 1, 1_000_000),

@@ -52,6 +52,7 @@ function authorizationValues (rawHeaders: string[]): string[] {
 
 // RFC 6750 §2.3 tokens in the URI end up in logs and proxies: refused rather than ignored.
 const tokenInQuery = (url: string) => { const q = url.indexOf('?'); return q >= 0 && /[?&]access_token=/.test(url.slice(q)) }
+const QUERY_TOKEN: Rejection = Object.freeze({ ok: false, status: 400, error: 'invalid_request', reason: 'malformed', description: 'send the token in the Authorization header only' })
 
 /** RFC 6750 §3: realm-less, the error, a fixed description (never token content) and the scope on 403. */
 function challenge (rejection: Rejection): string {
@@ -117,10 +118,13 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     const started = performance.now()
     let outcome: ValidationResult
     const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
-    if (!parsed.ok) {
+    if (tokenInQuery(request.url)) {
+      // With or without a header: the URI query method (RFC 6750 §2.3) is a parameter this api does not
+      // support, so 400 invalid_request (§3.1) telling the client where the token goes, not a 401 that
+      // says none was sent.
+      outcome = QUERY_TOKEN
+    } else if (!parsed.ok) {
       outcome = parsed
-    } else if (tokenInQuery(request.url)) {
-      outcome = { ok: false, status: 400, error: 'invalid_request', reason: 'malformed', description: 'send the token in the Authorization header only' }
     } else {
       try {
         outcome = await validate(parsed.token)
