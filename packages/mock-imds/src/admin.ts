@@ -19,6 +19,37 @@ const RotateBody = Compile(Type.Object({
   keepPrevious: Type.Optional(Type.Boolean())
 }, { additionalProperties: false }))
 
+/** The fields of an Ajv error that the messages below use. */
+interface AjvError {
+  keyword: string
+  instancePath: string
+  params: Record<string, unknown>
+  message?: string
+}
+
+/**
+ * Ajv's own messages ("body must NOT have additional properties", "must be equal to one of the allowed
+ * values") name neither the field nor the choices; a fault with a typo must say which field is wrong.
+ */
+function describeValidation (errors: readonly AjvError[], body: unknown): string {
+  const first = errors[0]
+  if (first === undefined) return 'the body is not valid'
+  const field = first.instancePath.replace(/^\//, '').replaceAll('/', '.')
+  const value = field === '' ? body : (body as Record<string, unknown> | undefined)?.[field]
+  switch (first.keyword) {
+    case 'additionalProperties':
+      return `unknown field ${String(first.params.additionalProperty)}; known: ${Object.keys(FaultBody.properties).join(', ')}`
+    case 'enum':
+      return `${field} must be one of ${(first.params.allowedValues as unknown[]).map((allowed) => JSON.stringify(allowed)).join(', ')}, got ${JSON.stringify(value)}`
+    case 'required':
+      return `missing field ${String(first.params.missingProperty)}`
+    case 'type':
+      return field === '' ? 'the body must be a JSON object' : `${field} must be ${String(first.params.type)}, got ${JSON.stringify(value)}`
+    default:
+      return `${field === '' ? 'the body' : field} ${first.message ?? 'is not valid'}`
+  }
+}
+
 export interface AdminState {
   issuer: Issuer
   faults: FaultBoard
@@ -43,10 +74,11 @@ export function buildAdminApp ({ issuer, faults, counts }: AdminState, options: 
     }
   })
 
-  admin.setErrorHandler((error: { statusCode?: number, message: string, validation?: unknown }, request, reply) => {
+  admin.setErrorHandler((error: { statusCode?: number, message: string, validation?: readonly AjvError[] }, request, reply) => {
     const status = error.statusCode !== undefined && error.statusCode < 500 ? error.statusCode : 500
     if (status === 500) request.log.error({ err: error }, 'admin request failed')
-    return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message: error.message })
+    const message = error.validation === undefined ? error.message : describeValidation(error.validation, request.body)
+    return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message })
   })
 
   admin.post<{ Body: Static<typeof FaultBody> }>('/admin/faults', { schema: { body: FaultBody } }, async (request, reply) => {

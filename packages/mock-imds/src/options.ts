@@ -77,6 +77,9 @@ export const settings: readonly Setting[] = [
   { option: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', type: 'choice', values: logLevels, defaultText: 'info', meaning: `log level: ${logLevels.join(', ')}` }
 ]
 
+/** Every option MockImdsOptions has: the settings' and `registry`, which only the API can pass. */
+const OPTION_NAMES: readonly string[] = [...settings.map((setting) => setting.option), 'registry']
+
 /** A setting that cannot work: the message names it (option, flag or variable, whichever the user wrote). */
 export class MockImdsConfigError extends Error {
   override name = 'MockImdsConfigError'
@@ -123,6 +126,12 @@ export interface ResolvedOptions {
  */
 export function resolveOptions (options: MockImdsOptions = {}, names: Partial<Record<keyof MockImdsOptions, string>> = {}): ResolvedOptions {
   const nameOf = (option: keyof MockImdsOptions) => names[option] ?? option
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new MockImdsConfigError('the options must be an object')
+  // A misspelled option (`prot: 1`) would otherwise start a mock on the default port without a word.
+  const unknown = Object.keys(options).filter((name) => !OPTION_NAMES.includes(name))
+  if (unknown.length > 0) {
+    throw new MockImdsConfigError(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; known: ${OPTION_NAMES.join(', ')}`)
+  }
   for (const setting of settings) {
     const value = options[setting.option]
     if (value === undefined || (setting.option === 'tenant' && typeof value === 'object')) continue
@@ -138,11 +147,12 @@ export function resolveOptions (options: MockImdsOptions = {}, names: Partial<Re
   try {
     tenant = options.tenant === undefined
       ? defaultTenant()
-      : typeof options.tenant === 'string' ? loadTenantFile(options.tenant) : parseTenant(options.tenant)
+      : typeof options.tenant === 'string' ? loadTenantFile(options.tenant) : parseTenant(options.tenant, nameOf('tenant'))
   } catch (error) {
-    // A bad tenant file fails like any other setting: naming it, the file and the first bad field.
+    // A bad tenant fails like any other setting: naming it, the file and the first bad field. A file's
+    // error starts with its path; a document's already starts with the option's name.
     if (!(error instanceof TenantFileError)) throw error
-    throw new MockImdsConfigError(`${nameOf('tenant')}: ${error.message}`)
+    throw new MockImdsConfigError(typeof options.tenant === 'string' ? `${nameOf('tenant')}: ${error.message}` : error.message)
   }
   return {
     platform: options.platform ?? 'vm',
