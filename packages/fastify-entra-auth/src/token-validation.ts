@@ -126,7 +126,8 @@ interface AcceptedEntry {
  * reused-token row). An entry holds only while its signing key is still the very KeyObject the key
  * store has for that kid, so a key removed from (or replaced in) the JWKS takes its tokens with it.
  * Rejections are never remembered: a forged token costs its verification every time, and cannot evict
- * accepted ones. Bounded by entries and by bytes (acceptedEntryBytes); insertion order evicts the oldest.
+ * accepted ones. A token is stored at its second acceptance (admit, below). Bounded by entries and by
+ * bytes (acceptedEntryBytes); insertion order evicts the oldest.
  */
 class AcceptedTokens {
   private readonly entries = new Map<string, AcceptedEntry>()
@@ -157,8 +158,29 @@ class AcceptedTokens {
     return undefined
   }
 
+  /**
+   * Admission, a doorkeeper as in TinyLFU: a token is stored at its second acceptance, remembered in
+   * between as 30 bits of its signature (an RSA signature's bits are uniform) in a 4,096-slot table. A
+   * caller that reuses its token (a managed identity, for hours) is stored at its second request and
+   * hit from its third; a stream of distinct tokens is not stored at all. Storing every one of them only
+   * to evict it 1,000 acceptances later cost the api 70 µs of CPU per request and 40 % of its
+   * throughput on distinct tokens (bench/profile.ts --row unique: 3,763 req/s and 226 µs with the
+   * cache on, 6,150 and 151 µs with it off, same machine, one after the other): old-generation garbage.
+   */
+  private readonly seen = new Int32Array(4096)
+
+  private admit (token: string): boolean {
+    let fingerprint = 0
+    // The last character carries padding bits; the five before it are 30 random bits.
+    for (let i = token.length - 6; i < token.length - 1; i++) fingerprint = (fingerprint << 6) | (BASE64URL_VALUE[token.charCodeAt(i)] as number & 0x3f)
+    const slot = fingerprint & 0xfff
+    if (this.seen[slot] === fingerprint) return true
+    this.seen[slot] = fingerprint
+    return false
+  }
+
   set (token: string, entry: Omit<AcceptedEntry, 'validUntilMs'>): void {
-    if (this.size <= 0 || entry.bytes > this.maxBytes) return
+    if (this.size <= 0 || entry.bytes > this.maxBytes || !this.admit(token)) return
     const exp = entry.identity.claims.exp as number
     const validUntilMs = Math.min(exp * 1000 + this.clockToleranceMs, Date.now() + this.ttlMs)
     const previous = this.entries.get(token)
