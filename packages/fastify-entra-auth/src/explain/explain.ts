@@ -6,6 +6,7 @@ import {
 } from '../token-validation.ts'
 import { decodeToken, runChecks, type Check, type CheckContext } from './checks.ts'
 import { expectedIssuer } from './clouds.ts'
+import { probeFetch } from './fetch-failure.ts'
 import { callerOf, fixesFor, notesFor, type ApiSettings, type Fix, type FixContext } from './fixes.ts'
 import { OFFLINE_SKIPS, OfflineKeys, resign } from './offline-keys.ts'
 
@@ -134,6 +135,27 @@ async function kidUnderAppKeys (authorityHost: string, tenant: string, version: 
 }
 
 /**
+ * One line per distinct key-load failure (v1 and v2 discovery failing alike is one), each with the URL
+ * and the cause: the key store's log has only "TypeError: fetch failed" for a refused connection, an
+ * unknown host or a timeout, so such a failure's URL is asked once more to learn which it was.
+ */
+async function describeKeyFailures (failures: ReadonlyArray<{ tenant: string, version: TokenVersion, error: string }>, authorityHost: string, appId: string | undefined, timeoutMs: number): Promise<string[]> {
+  const lines: string[] = []
+  for (const error of new Set(failures.map((failure) => failure.error))) {
+    const first = failures.find((failure) => failure.error === error) as { tenant: string, version: TokenVersion }
+    const path = first.version === '2.0' ? 'v2.0/.well-known/openid-configuration' : '.well-known/openid-configuration'
+    const url = `${authorityHost}/${first.tenant}/${path}${appId === undefined ? '' : `?appid=${encodeURIComponent(appId)}`}`
+    // The store's own errors (status, not JSON, no keys) already name their URL or document.
+    const described = /^TimeoutError/.test(error)
+      ? `GET ${url}: timeout (no answer within ${timeoutMs} ms)`
+      : /fetch failed/i.test(error) ? await probeFetch(url, timeoutMs) : null
+    const line = described ?? error
+    if (!lines.includes(line)) lines.push(line)
+  }
+  return lines
+}
+
+/**
  * Explains a token against the api's settings. Throws ExplainInputError (or the plugin's
  * EntraAuthOptionsError) for settings the api itself would refuse to start with.
  */
@@ -161,7 +183,8 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
   let store: KeyStore | undefined
   let keys: KeyProvider
   if (online) {
-    const log = { info () {}, warn () {}, error: (context: object) => { keyErrors.push(String((context as { error?: unknown }).error)) } }
+    const failures: Array<{ tenant: string, version: TokenVersion, error: string }> = []
+    const log = { info () {}, warn () {}, error: (context: object) => { failures.push(context as { tenant: string, version: TokenVersion, error: string }) } }
     store = new KeyStore({
       authorityHost,
       tenants: resolved.tenants,
@@ -176,6 +199,7 @@ export async function explainToken (input: string, options: ExplainOptions): Pro
       ...(signingKeysAppId === undefined ? {} : { appId: signingKeysAppId })
     })
     await store.start()
+    keyErrors.push(...await describeKeyFailures(failures, authorityHost, signingKeysAppId, options.fetchTimeoutMs ?? 5000))
     keys = store
   } else {
     keys = new OfflineKeys({ authorityHost, audiences, clockToleranceMs: clockSkewMs })
