@@ -63,7 +63,7 @@ export interface BenchSettings {
 
 export const settingsFor = (quick: boolean): BenchSettings => quick
   ? { quick, rounds: 1, connections: 50, durationSeconds: 1, warmupSeconds: 0.5, uniqueTokens: 1500, invalidTokens: 1500, floodTokens: 5000, burst: 1000 }
-  : { quick, rounds: 3, connections: 50, durationSeconds: 5, warmupSeconds: 2, uniqueTokens: 5000, invalidTokens: 5000, floodTokens: 20_000, burst: 1000 }
+  : { quick, rounds: 3, connections: 50, durationSeconds: 5, warmupSeconds: 2, uniqueTokens: 20_000, invalidTokens: 5000, floodTokens: 20_000, burst: 1000 }
 
 export interface Measured { name: string, pid: number }
 
