@@ -119,6 +119,13 @@ export class IdentityEndpointError extends Error {
  * What getToken throws when it has no token to give: why (`reason`), what to check (`hint`), and
  * whether only a change of deployment helps (`deploymentError`, e.g. identity_not_found) or a
  * later call may succeed (then `retryAfterMs` says when it is worth asking again).
+ *
+ * For the app's own client it is a 503 with Retry-After (`statusCode`, `headers`): a token that
+ * cannot be had is a fault at Azure, whatever the identity endpoint answered. Fastify's default
+ * error handler (and others) read `status`/`statusCode` as the response status, so the identity
+ * endpoint's status is `endpointStatus`, never `status`: a 400 from IMDS must not become the
+ * app's 400. The message carries the endpoint's own text (AADSTS codes, tenant, trace ids): log
+ * it, do not send it (the Fastify plugin's error handler sends a fixed body).
  */
 export class TokenUnavailableError extends Error {
   override name = 'TokenUnavailableError'
@@ -128,21 +135,32 @@ export class TokenUnavailableError extends Error {
   readonly hint: string
   /** True when retrying cannot help until the deployment changes (identity not found, ...). */
   readonly deploymentError: boolean
-  /** The identity endpoint's HTTP status in the last failure, when it answered. */
-  readonly status: number | undefined
-  /** A hint for a Retry-After header: when asking again may help, in ms. */
-  readonly retryAfterMs: number
+  /** The identity endpoint's HTTP status in the last failure, when it answered (not the app's status: see `statusCode`). */
+  readonly endpointStatus: number | undefined
+  /**
+   * When asking again may help, in ms (a value for a Retry-After header): for a transient fault,
+   * at least 1000 or what the endpoint asked for (Retry-After); for a deployment error, the rest of
+   * the `fatalCooldownMs` during which calls fail at once without asking the endpoint (asking
+   * again helps only once the deployment is fixed); undefined when asking again never helps
+   * (`invalid_scope`, `too_many_scopes`: a change of code or options is needed).
+   */
+  readonly retryAfterMs: number | undefined
   /** True when an acquisition is still running: the token is still being fetched, in the background. */
   readonly fetching: boolean
+  /** The status for the app's own client: always 503 (Service Unavailable, RFC 9110 §15.6.4). */
+  readonly statusCode = 503
+  /** Response headers for the app's own client: `retry-after` in whole seconds when `retryAfterMs` is known. */
+  readonly headers: Readonly<Record<string, string>>
 
-  constructor (message: string, details: { reason: TokenUnavailableError['reason'], hint: string, deploymentError: boolean, fetching?: boolean, status?: number | undefined, retryAfterMs?: number, cause?: unknown }) {
+  constructor (message: string, details: { reason: TokenUnavailableError['reason'], hint: string, deploymentError: boolean, fetching?: boolean, endpointStatus?: number | undefined, retryAfterMs?: number | undefined, cause?: unknown }) {
     super(message, { cause: details.cause })
     this.reason = details.reason
     this.hint = details.hint
     this.deploymentError = details.deploymentError
     this.fetching = details.fetching ?? false
-    this.status = details.status
-    this.retryAfterMs = details.retryAfterMs ?? 1000
+    this.endpointStatus = details.endpointStatus
+    this.retryAfterMs = details.retryAfterMs
+    this.headers = details.retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(details.retryAfterMs / 1000))) }
   }
 }
 

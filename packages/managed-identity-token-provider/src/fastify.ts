@@ -1,6 +1,7 @@
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client'
+import { TokenUnavailableError } from './errors.ts'
 import type { ManagedIdentityTokenProviderOptions } from './options.ts'
 import { ManagedIdentityTokenProvider } from './provider.ts'
 
@@ -25,15 +26,36 @@ export interface ManagedIdentityTokenProviderPluginOptions extends Omit<ManagedI
    * @default prom-client's global `register`
    */
   registry?: Registry | undefined
+  /**
+   * Whether the plugin sets the instance's error handler, so that a `TokenUnavailableError` a
+   * route lets through is answered 503 with Retry-After and a fixed body
+   * (`{ statusCode: 503, code: 'TOKEN_UNAVAILABLE', error: 'Service Unavailable', message }`),
+   * never the identity endpoint's text (AADSTS codes, tenant and trace ids), which is logged
+   * instead; every other error goes to the handler that was set before. `false` for an app that
+   * maps the error itself, or sets its own error handler (which replaces this one).
+   * @default true
+   */
+  errorHandler?: boolean | undefined
 }
+
+/** Fastify's own register options, which reach the plugin too. */
+const registerOptions = ['prefix', 'logLevel', 'logSerializers'] as const
 
 /**
  * Decorates the instance with a {@link ManagedIdentityTokenProvider} as `managedIdentity`,
  * registers its metrics, warms `scopes` on ready and stops the refresh timers on close.
- * Readiness is the app's to wire: `app.readiness.add('token', () => app.managedIdentity.notReadyReason())`.
+ * Readiness is the app's to wire: a `/readyz` route that answers 503 while
+ * `app.managedIdentity.notReadyReason()` is not null.
  */
 const plugin: FastifyPluginAsync<ManagedIdentityTokenProviderPluginOptions> = async (fastify, options) => {
-  const { scopes = [], registry = globalRegistry, ...providerOptions } = options
+  const { scopes = [], registry = globalRegistry, errorHandler = true, ...rest } = options
+  const providerOptions: Record<string, unknown> = { ...rest }
+  for (const name of registerOptions) delete providerOptions[name]
+  for (const name of ['logger', 'observer']) {
+    if (name in providerOptions) throw new TypeError(`managed-identity-token-provider/fastify: ${name} is set by the plugin (the instance's logger, the metrics); leave it out`)
+  }
+  if (!Array.isArray(scopes)) throw new TypeError('managed-identity-token-provider/fastify: scopes must be an array of scopes')
+  if (typeof errorHandler !== 'boolean') throw new TypeError('managed-identity-token-provider/fastify: errorHandler must be a boolean')
   const registers = [registry]
   const tokenRequests = new Counter({
     name: 'token_requests_total',
@@ -59,7 +81,7 @@ const plugin: FastifyPluginAsync<ManagedIdentityTokenProviderPluginOptions> = as
   tokenRequests.inc({ source: 'endpoint', result: 'failure' }, 0)
 
   const provider = new ManagedIdentityTokenProvider({
-    ...providerOptions,
+    ...(providerOptions as ManagedIdentityTokenProviderOptions),
     logger: fastify.log.child({ component: 'managed-identity-token-provider' }),
     observer: {
       servedFromCache: () => tokenRequests.inc({ source: 'cache', result: 'success' }),
@@ -77,6 +99,19 @@ const plugin: FastifyPluginAsync<ManagedIdentityTokenProviderPluginOptions> = as
   })
 
   fastify.decorate('managedIdentity', provider)
+  if (errorHandler) {
+    const previous = fastify.errorHandler
+    fastify.setErrorHandler(function (error: FastifyError | TokenUnavailableError, request, reply) {
+      if (!(error instanceof TokenUnavailableError)) return previous.call(this, error as FastifyError, request, reply)
+      request.log.error({ err: error, reason: error.reason, deploymentError: error.deploymentError }, 'no token from the managed identity')
+      return reply.code(503).headers(error.headers).send({
+        statusCode: 503,
+        code: 'TOKEN_UNAVAILABLE',
+        error: 'Service Unavailable',
+        message: 'a token for a service this one depends on is not available; try again later'
+      })
+    })
+  }
   fastify.addHook('onReady', async () => { provider.warm(...scopes) })
   fastify.addHook('onClose', async () => {
     provider.close()

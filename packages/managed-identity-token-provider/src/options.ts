@@ -4,13 +4,18 @@ import type { Logger, TokenProviderObserver } from './scope-tokens.ts'
 
 /**
  * Options of {@link ManagedIdentityTokenProvider}. Every timing is in milliseconds. The defaults
- * are the ones msi-pair's caller runs with in production.
+ * are the ones msi-pair's caller runs with in production. `undefined` means unset; any other
+ * name is refused with a TypeError (a typo such as `clientID` would otherwise silently select
+ * the system-assigned identity), and so is a value of the wrong type (`'5000'` for a number).
  */
 export interface ManagedIdentityTokenProviderOptions {
   /**
    * A user-assigned managed identity by its client ID (a GUID). The standalone
    * `ManagedIdentityCredential` does not read `AZURE_CLIENT_ID`: pass it here.
    * At most one of `clientId`, `resourceId`, `objectId`; none selects the system-assigned identity.
+   * An empty (or blank) string is refused with a TypeError, here and for the other two: it is what
+   * an empty `AZURE_CLIENT_ID` gives, and taking it as unset would silently run as another
+   * principal (the system-assigned identity, with other role assignments). Pass `undefined`.
    * @default undefined (system-assigned)
    */
   clientId?: string | undefined
@@ -84,12 +89,14 @@ export interface ManagedIdentityTokenProviderOptions {
   /**
    * How many distinct scopes (or scope sets) the provider keeps tokens for. Each Azure SDK client
    * asks for its own scope; a new scope beyond this many is refused with reason `too_many_scopes`.
+   * A positive integer (0 would refuse every scope): RangeError otherwise.
    * @default 16
    */
   maxScopes?: number | undefined
   /**
    * What each deployment error tells the operator to check, replacing the default sentences (which
-   * name AZURE_CLIENT_ID and IDENTITY_HEADER). Useful when the app reads other variables.
+   * name AZURE_CLIENT_ID and IDENTITY_HEADER). Useful when the app reads other variables. A key
+   * that is not a {@link FailureReason} is refused (TypeError).
    * @default the built-in hints ({@link defaultHints})
    */
   hints?: Partial<FailureHints> | undefined

@@ -1,8 +1,8 @@
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth'
 import { CredentialEndpoint, ManagedIdentityEndpoint, type AttemptSource, type IdentitySelector } from './endpoint.ts'
-import { TokenUnavailableError, type FailureHints } from './errors.ts'
+import { TokenUnavailableError, defaultHints, type FailureHints } from './errors.ts'
 import type { ManagedIdentityTokenProviderOptions } from './options.ts'
-import { AttemptPace, ScopeTokens, type Logger, type ScopeSettings, type TokenProviderObserver } from './scope-tokens.ts'
+import { AbortError, AttemptPace, ScopeTokens, type Logger, type ScopeSettings, type TokenProviderObserver } from './scope-tokens.ts'
 
 /** getToken's options: the `TokenCredential` ones, plus `forceRefresh`. */
 export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
@@ -16,16 +16,63 @@ export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
 
 const silent: Logger = { debug () {}, info () {}, warn () {}, error () {} }
 
-function positive (name: string, value: number | undefined, fallback: number): number {
-  const result = value ?? fallback
-  if (!Number.isFinite(result) || result <= 0) throw new RangeError(`ManagedIdentityTokenProvider: ${name} must be a positive number of ms, got ${value}`)
+const prefix = 'ManagedIdentityTokenProvider:'
+
+/** Every option name: anything else is refused, so that a typo (clientID) never silently selects another identity. */
+const optionNames: ReadonlyArray<keyof ManagedIdentityTokenProviderOptions> = [
+  'clientId', 'resourceId', 'objectId', 'credential', 'attemptTimeoutMs', 'waitTimeoutMs', 'acquisitionDeadlineMs',
+  'retryBaseDelayMs', 'retryMaxDelayMs', 'fatalCooldownMs', 'refreshFraction', 'refreshJitter', 'expiryMarginMs',
+  'maxScopes', 'hints', 'logger', 'observer'
+]
+
+/** A value's type for a message: `string "5000"` says more than `5000`. */
+const shown = (value: unknown): string => typeof value === 'string' ? `string ${JSON.stringify(value)}` : value === null ? 'null' : typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`
+
+function number (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw new TypeError(`${prefix} ${name} must be a number, got ${shown(value)}`)
+  return value
+}
+
+function positive (name: string, value: unknown, fallback: number): number {
+  const result = number(name, value, fallback)
+  if (!Number.isFinite(result) || result <= 0) throw new RangeError(`${prefix} ${name} must be a positive number of ms, got ${result}`)
   return result
 }
 
-function fraction (name: string, value: number | undefined, fallback: number): number {
-  const result = value ?? fallback
-  if (!(result >= 0 && result <= 1)) throw new RangeError(`ManagedIdentityTokenProvider: ${name} must be within [0, 1], got ${value}`)
+function fraction (name: string, value: unknown, fallback: number): number {
+  const result = number(name, value, fallback)
+  if (!(result >= 0 && result <= 1)) throw new RangeError(`${prefix} ${name} must be within [0, 1], got ${result}`)
   return result
+}
+
+/** An identity selector: unset, or a non-empty string. */
+function selector (name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string') throw new TypeError(`${prefix} ${name} must be a string, got ${shown(value)}`)
+  // An empty AZURE_CLIENT_ID (a variable set to nothing) would otherwise select the system-assigned
+  // identity: another principal, with other role assignments, without a word.
+  if (value.trim() === '') throw new TypeError(`${prefix} ${name} is an empty string (an empty environment variable?); leave it undefined for the system-assigned identity`)
+  return value
+}
+
+/** Refuses unknown option names (JS callers, typos), naming the closest known one. */
+function checkNames (options: object): void {
+  for (const name of Object.keys(options)) {
+    if ((optionNames as readonly string[]).includes(name)) continue
+    const near = optionNames.find((known) => known.toLowerCase() === name.toLowerCase())
+    throw new TypeError(`${prefix} unknown option ${JSON.stringify(name)}${near ? ` (did you mean ${near}?)` : ''}; the options are ${optionNames.join(', ')}`)
+  }
+}
+
+function checkHints (hints: unknown): Partial<FailureHints> {
+  if (hints === undefined) return {}
+  if (typeof hints !== 'object' || hints === null) throw new TypeError(`${prefix} hints must be an object of reason: sentence, got ${shown(hints)}`)
+  for (const [reason, hint] of Object.entries(hints)) {
+    if (!(reason in defaultHints)) throw new TypeError(`${prefix} hints has an unknown reason ${JSON.stringify(reason)}; the reasons are ${Object.keys(defaultHints).join(', ')}`)
+    if (typeof hint !== 'string' && hint !== undefined) throw new TypeError(`${prefix} hints.${reason} must be a string, got ${shown(hint)}`)
+  }
+  return { ...hints }
 }
 
 /**
@@ -54,15 +101,27 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
   readonly #pace: AttemptPace
   #closed = false
 
-  /** @throws TypeError for two identity selectors, or a selector next to `credential`; RangeError for a bad timing. */
+  /**
+   * @throws TypeError for an unknown option name (a typo such as `clientID` would otherwise select
+   * the system-assigned identity), an empty identity selector (an empty `AZURE_CLIENT_ID`: same),
+   * two selectors or a selector next to `credential`, or an option of the wrong type (`'5000'` for
+   * a number); RangeError for a timing that is not a positive number, a `maxScopes` that is not a
+   * positive integer, or a refresh window past expiry.
+   */
   constructor (options: ManagedIdentityTokenProviderOptions = {}) {
-    const selectors = (['clientId', 'resourceId', 'objectId'] as const).filter((name) => options[name] !== undefined)
-    if (selectors.length > 1) throw new TypeError(`ManagedIdentityTokenProvider: ${selectors.join(' and ')} are both set; select the managed identity with at most one of them`)
-    if (options.credential && selectors.length > 0) throw new TypeError(`ManagedIdentityTokenProvider: ${selectors[0]} has no effect with credential; select the identity in the credential itself`)
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${prefix} options must be an object, got ${shown(options)}`)
+    checkNames(options)
+    const ids = { clientId: selector('clientId', options.clientId), resourceId: selector('resourceId', options.resourceId), objectId: selector('objectId', options.objectId) }
+    const selectors = (['clientId', 'resourceId', 'objectId'] as const).filter((name) => ids[name] !== undefined)
+    if (selectors.length > 1) throw new TypeError(`${prefix} ${selectors.join(' and ')} are both set; select the managed identity with at most one of them`)
+    if (options.credential !== undefined && typeof (options.credential as Partial<TokenCredential> | null)?.getToken !== 'function') {
+      throw new TypeError(`${prefix} credential must be a TokenCredential (an object with getToken), got ${shown(options.credential)}`)
+    }
+    if (options.credential && selectors.length > 0) throw new TypeError(`${prefix} ${selectors[0]} has no effect with credential; select the identity in the credential itself`)
     const refreshFraction = fraction('refreshFraction', options.refreshFraction, 0.5)
     const refreshJitter = fraction('refreshJitter', options.refreshJitter, 0.25)
-    if (refreshFraction + refreshJitter >= 1) throw new RangeError('ManagedIdentityTokenProvider: refreshFraction + refreshJitter must stay below 1 (a refresh after expiry is no refresh)')
-    const hints: Partial<FailureHints> = { ...options.hints }
+    if (refreshFraction + refreshJitter >= 1) throw new RangeError(`${prefix} refreshFraction + refreshJitter must stay below 1 (a refresh after expiry is no refresh)`)
+    const hints = checkHints(options.hints)
     this.#settings = {
       attemptTimeoutMs: positive('attemptTimeoutMs', options.attemptTimeoutMs, 5000),
       waitTimeoutMs: positive('waitTimeoutMs', options.waitTimeoutMs, 10_000),
@@ -72,23 +131,28 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
       fatalCooldownMs: positive('fatalCooldownMs', options.fatalCooldownMs, 30_000),
       refreshFraction,
       refreshJitter,
-      expiryMarginMs: options.expiryMarginMs ?? 120_000,
+      expiryMarginMs: number('expiryMarginMs', options.expiryMarginMs, 120_000),
       hints
     }
-    if (!(this.#settings.expiryMarginMs >= 0)) throw new RangeError(`ManagedIdentityTokenProvider: expiryMarginMs must be >= 0, got ${options.expiryMarginMs}`)
+    if (!(this.#settings.expiryMarginMs >= 0 && this.#settings.expiryMarginMs < Infinity)) throw new RangeError(`${prefix} expiryMarginMs must be a finite number >= 0, got ${this.#settings.expiryMarginMs}`)
     this.#pace = new AttemptPace(this.#settings.attemptTimeoutMs, this.#settings.acquisitionDeadlineMs)
-    this.#maxScopes = options.maxScopes ?? 16
+    this.#maxScopes = number('maxScopes', options.maxScopes, 16)
+    // 0 would refuse every scope: a provider that can never give a token.
+    if (!Number.isSafeInteger(this.#maxScopes) || this.#maxScopes < 1) throw new RangeError(`${prefix} maxScopes must be a positive integer, got ${this.#maxScopes}`)
+    for (const name of ['logger', 'observer'] as const) {
+      if (options[name] !== undefined && (typeof options[name] !== 'object' || options[name] === null)) throw new TypeError(`${prefix} ${name} must be an object, got ${shown(options[name])}`)
+    }
     this.#observer = options.observer ?? {}
     this.#log = options.logger ?? silent
     this.#managedIdentity = options.credential === undefined
-    const selector: IdentitySelector = options.clientId !== undefined
-      ? { kind: 'clientId', value: options.clientId }
-      : options.resourceId !== undefined
-        ? { kind: 'resourceId', value: options.resourceId }
-        : options.objectId !== undefined ? { kind: 'objectId', value: options.objectId } : { kind: 'system' }
+    const identity: IdentitySelector = ids.clientId !== undefined
+      ? { kind: 'clientId', value: ids.clientId }
+      : ids.resourceId !== undefined
+        ? { kind: 'resourceId', value: ids.resourceId }
+        : ids.objectId !== undefined ? { kind: 'objectId', value: ids.objectId } : { kind: 'system' }
     this.#source = options.credential
       ? new CredentialEndpoint(options.credential, hints)
-      : new ManagedIdentityEndpoint({ selector, hints, onExchange: (result) => this.#observer.exchange?.(result) })
+      : new ManagedIdentityEndpoint({ selector: identity, hints, onExchange: (result) => this.#observer.exchange?.(result) })
   }
 
   /**
@@ -98,6 +162,8 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
    * @throws TokenUnavailableError with `reason` and `hint`; AbortError when aborted.
    */
   async getToken (scopes: string | string[], options: ManagedIdentityGetTokenOptions = {}): Promise<AccessToken> {
+    // Before the scope is registered: an aborted call starts nothing, so it must leave nothing behind.
+    if (options.abortSignal?.aborted) throw new AbortError('getToken was aborted')
     return await this.#tokensFor(scopes).get({
       forceRefresh: options.forceRefresh,
       waitTimeoutMs: options.requestOptions?.timeout || undefined,
@@ -114,22 +180,39 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
   }
 
   /**
-   * For a readiness probe: null when a fresh token is held for every scope asked for so far (or
-   * warmed), else why not. Without any scope yet: "no token requested yet".
+   * The scopes that readiness and expiresInSeconds are about: those the app declared it needs
+   * (warmed: the Fastify plugin's `scopes`) and those that once held a token (the app uses them).
+   * A scope that was only asked for and never served (an unknown resource, a typo, request input)
+   * does not count, so that one bad call cannot take the service out of rotation.
+   */
+  #needed (): Array<[string, ScopeTokens]> {
+    return [...this.#scopes].filter(([, tokens]) => tokens.counts)
+  }
+
+  /**
+   * For a readiness probe: null when a fresh token is held for every scope that counts (warmed,
+   * or that once held a token), else why not (`<scope>: <why>` when several count). Before any
+   * scope counts, never null: "no token requested yet" without any scope, else why the scopes
+   * asked for have no token yet (the first of them).
    */
   notReadyReason (): string | null {
-    if (this.#scopes.size === 0) return 'no token requested yet'
-    for (const [key, tokens] of this.#scopes) {
+    const needed = this.#needed()
+    const scopes = needed.length > 0 ? needed : [...this.#scopes]
+    if (scopes.length === 0) return 'no token requested yet'
+    for (const [key, tokens] of scopes) {
       const reason = tokens.notReadyReason()
-      if (reason !== null) return this.#scopes.size === 1 ? reason : `${key}: ${reason}`
+      if (reason !== null) return scopes.length === 1 ? reason : `${key}: ${reason}`
     }
     return null
   }
 
-  /** Seconds until the soonest-expiring held token expires; 0 while any scope has none. */
+  /**
+   * Seconds until the soonest-expiring token of the scopes that count (warmed, or that once held
+   * a token) expires; 0 while one of them holds none, or before any counts.
+   */
   expiresInSeconds (): number {
     let soonest = Infinity
-    for (const tokens of this.#scopes.values()) soonest = Math.min(soonest, tokens.expiresInSeconds())
+    for (const [, tokens] of this.#needed()) soonest = Math.min(soonest, tokens.expiresInSeconds())
     return soonest === Infinity ? 0 : soonest
   }
 

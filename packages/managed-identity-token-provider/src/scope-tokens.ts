@@ -122,6 +122,8 @@ export class ScopeTokens {
   #retryNotBeforeMs = 0
   #refreshTimer: NodeJS.Timeout | undefined
   #refreshAtMs: number | undefined
+  /** Warmed: the app declared it needs this scope. */
+  #declared = false
 
   readonly #pace: AttemptPace
   /** The attempt in flight, for the message of a request that stops waiting for it. */
@@ -138,6 +140,7 @@ export class ScopeTokens {
 
   /** Starts an acquisition in the background unless a token is held or one runs; never blocks. */
   warm (): void {
+    this.#declared = true
     if (!this.#held && !this.#inflight && this.#refreshTimer === undefined) this.#scheduleRefresh(0)
   }
 
@@ -160,9 +163,18 @@ export class ScopeTokens {
     }
     const last = this.#lastFailure
     if (last && !last.retryable && Date.now() < this.#fatalUntilMs) {
-      throw this.#unavailable(last.message, last, Math.max(1000, this.#fatalUntilMs - Date.now()))
+      throw this.#unavailable(last.message, last)
     }
     return this.#accessToken(await this.#waitFor(this.#acquire(), options))
+  }
+
+  /**
+   * Whether readiness and expiresInSeconds count this scope: the app declared it (warm), or it once
+   * held a token (the app uses it). A scope only ever asked for, and never served, does not count:
+   * one bad call (an unknown resource, a typo) must not take the service out of rotation.
+   */
+  get counts (): boolean {
+    return this.#declared || this.#held !== undefined
   }
 
   /** null when a fresh token is held (readiness), else why not. */
@@ -192,14 +204,17 @@ export class ScopeTokens {
 
   #unavailable (message: string, failure: IdentityEndpointError | undefined, retryAfterMs?: number, fetching = false): TokenUnavailableError {
     const deploymentError = failure !== undefined && !failure.retryable
+    // After a deployment error calls fail at once until the cooldown ends: that is when asking
+    // again can first reach the endpoint (and help, if the deployment was fixed meanwhile).
+    const cooldownMs = deploymentError ? this.#fatalUntilMs - Date.now() : 0
     return new TokenUnavailableError(message, {
       reason: failure?.reason ?? 'timeout',
       // What the last failure says is the most useful hint; without one, that the fetch goes on.
       hint: failure?.hint ?? 'the token is still being fetched: the acquisition goes on in the background, ask again later',
       deploymentError,
       fetching,
-      status: failure?.status,
-      retryAfterMs: retryAfterMs ?? Math.max(1000, this.#retryNotBeforeMs - Date.now()),
+      endpointStatus: failure?.status,
+      retryAfterMs: retryAfterMs ?? (cooldownMs > 0 ? cooldownMs : Math.max(1000, this.#retryNotBeforeMs - Date.now())),
       cause: failure
     })
   }

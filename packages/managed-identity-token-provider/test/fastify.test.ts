@@ -64,3 +64,61 @@ test('without a registry the metrics go on prom-client\'s global one, and leave 
   await app.close()
   assert.deepEqual(metricNames.filter((name) => globalRegistry.getSingleMetric(name)), [])
 })
+
+/** What @azure/identity throws for an HTTP error: CredentialUnavailableError with MSAL's ServerError as cause. */
+const failing = (status: number, errorCode: string, description: string): TokenCredential => ({
+  async getToken () {
+    throw Object.assign(new Error('ManagedIdentityCredential: Authentication failed.'), {
+      name: 'CredentialUnavailableError',
+      cause: { status, errorCode, errorMessage: `Description: ${description} - Correlation ID: 3333` }
+    })
+  }
+})
+const aadsts = 'AADSTS500011: The resource principal named api://my-api was not found in the tenant named 72f988bf-86f1-41af-91ab-2d7cd011db47. Trace ID: 1111 Correlation ID: 2222'
+
+test('the README\'s route: a token that cannot be had is the app\'s 503 with Retry-After, and the endpoint\'s text stays in the log', async (t) => {
+  for (const [status, errorCode, description] of [[400, 'invalid_resource', aadsts], [429, 'throttled', 'too many requests']] as const) {
+    await t.test(String(status), async (t) => {
+      const lines: string[] = []
+      const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { lines.push(line) } } } })
+      t.after(() => app.close())
+      await app.register(managedIdentityTokenProvider, { credential: failing(status, errorCode, description), registry: new Registry(), waitTimeoutMs: 300, retryBaseDelayMs: 10, retryMaxDelayMs: 50 })
+      app.get('/orders', async () => (await app.managedIdentity.getToken(scope)).token.length)
+      const response = await app.inject('/orders')
+      assert.equal(response.statusCode, 503)
+      assert.match(String(response.headers['retry-after']), /^[1-9]\d*$/)
+      assert.deepEqual(Object.keys(response.json()).sort(), ['code', 'error', 'message', 'statusCode'])
+      assert.equal(response.json().code, 'TOKEN_UNAVAILABLE')
+      for (const secret of ['AADSTS', '72f988bf', 'Trace ID', 'Correlation', 'too many requests', 'HTTP']) assert.ok(!response.body.includes(secret), `${secret} in ${response.body}`)
+      assert.ok(lines.some((line) => line.includes(status === 400 ? 'AADSTS500011' : 'throttled')), `the log has the details: ${lines.join('')}`)
+    })
+  }
+})
+
+test('the error handler leaves other errors to the one before it, and errorHandler: false leaves TokenUnavailableError to the app', async (t) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(managedIdentityTokenProvider, { credential: failing(400, 'invalid_resource', aadsts), registry: new Registry() })
+  app.get('/boom', async () => { throw Object.assign(new Error('teapot'), { statusCode: 418 }) })
+  assert.equal((await app.inject('/boom')).statusCode, 418)
+
+  // Without the handler, Fastify's default one still answers 503 with Retry-After (statusCode,
+  // headers), though with the message: an app that turns it off maps the error itself.
+  const bare = Fastify()
+  t.after(() => bare.close())
+  await bare.register(managedIdentityTokenProvider, { credential: failing(400, 'invalid_resource', aadsts), registry: new Registry(), errorHandler: false })
+  bare.get('/orders', async () => (await bare.managedIdentity.getToken(scope)).token.length)
+  const response = await bare.inject('/orders')
+  assert.equal(response.statusCode, 503)
+  assert.equal(response.headers['retry-after'], '30')
+})
+
+test('the plugin refuses options it sets itself, and passes the provider\'s checks on', async () => {
+  await assert.rejects(async () => { await Fastify().register(managedIdentityTokenProvider, { logger: console } as never).ready() }, { name: 'TypeError', message: /logger is set by the plugin/ })
+  await assert.rejects(async () => { await Fastify().register(managedIdentityTokenProvider, { clientID: 'x', registry: new Registry() } as never).ready() }, { name: 'TypeError', message: /unknown option "clientID"/ })
+  // Fastify's own register options are not the provider's.
+  const app = Fastify()
+  await app.register(managedIdentityTokenProvider, { credential: new SlowCredential(), registry: new Registry(), logLevel: 'warn' } as never)
+  await app.ready()
+  await app.close()
+})

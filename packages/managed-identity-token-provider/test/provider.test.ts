@@ -107,7 +107,7 @@ test('retryable failures are retried with backoff; a deployment error is not, an
       assert.ok(error instanceof TokenUnavailableError)
       assert.equal(error.reason, 'identity_not_found')
       assert.equal(error.deploymentError, true)
-      assert.equal(error.status, 400)
+      assert.equal(error.endpointStatus, 400)
       assert.match(error.hint, /AZURE_CLIENT_ID/)
       assert.match(error.message, /deployment error, not retried: .*Identity not found/)
     }
@@ -179,4 +179,116 @@ test('the number of scopes is bounded (maxScopes): a new scope beyond it is refu
   await provider.getToken('api://b/.default')
   await assert.rejects(provider.getToken('api://c/.default'), { name: 'TokenUnavailableError', reason: 'too_many_scopes' })
   assert.equal((await provider.getToken('api://a/.default')).token, 'api://a/.default')
+})
+
+test('unknown, empty and mistyped options are refused at construction, naming the option', () => {
+  // A typo would otherwise select the system-assigned identity without a word.
+  assert.throws(() => new ManagedIdentityTokenProvider({ clientID: 'x' } as never), { name: 'TypeError', message: /unknown option "clientID" \(did you mean clientId\?\)/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ waitTimeout: 1000 } as never), { name: 'TypeError', message: /unknown option "waitTimeout"/ })
+  // An empty AZURE_CLIENT_ID is no selector: it must not mean the system-assigned identity.
+  for (const name of ['clientId', 'resourceId', 'objectId']) {
+    assert.throws(() => new ManagedIdentityTokenProvider({ [name]: '' }), { name: 'TypeError', message: new RegExp(`${name} is an empty string`) })
+  }
+  assert.throws(() => new ManagedIdentityTokenProvider({ clientId: '  ' }), { name: 'TypeError', message: /clientId is an empty string/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ clientId: 42 } as never), { name: 'TypeError', message: /clientId must be a string, got number 42/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ attemptTimeoutMs: '5000' } as never), { name: 'TypeError', message: /attemptTimeoutMs must be a number, got string "5000"/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ refreshFraction: '0.5' } as never), { name: 'TypeError', message: /refreshFraction must be a number, got string "0.5"/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ expiryMarginMs: '0' } as never), { name: 'TypeError', message: /expiryMarginMs must be a number/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ maxScopes: '16' } as never), { name: 'TypeError', message: /maxScopes must be a number/ })
+  for (const maxScopes of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => new ManagedIdentityTokenProvider({ maxScopes }), { name: 'RangeError', message: /maxScopes must be a positive integer/ }, String(maxScopes))
+  }
+  assert.throws(() => new ManagedIdentityTokenProvider({ hints: { identityNotFound: 'x' } } as never), { name: 'TypeError', message: /hints has an unknown reason "identityNotFound"/ })
+  assert.throws(() => new ManagedIdentityTokenProvider({ credential: {} as never }), { name: 'TypeError', message: /credential must be a TokenCredential/ })
+  // Explicitly undefined options are unset, as the types allow.
+  new ManagedIdentityTokenProvider({ clientId: undefined, attemptTimeoutMs: undefined, maxScopes: 1 }).close()
+})
+
+test('TokenUnavailableError is the app\'s 503: the endpoint\'s status is endpointStatus, never status', async (t) => {
+  await t.test('429 without Retry-After', async (t) => {
+    const credential = new ScriptedCredential(async () => { throw httpError(429, 'too many requests') })
+    const provider = new ManagedIdentityTokenProvider({ credential, ...fast, waitTimeoutMs: 300 })
+    t.after(() => provider.close())
+    const error = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+    assert.ok(error instanceof TokenUnavailableError)
+    assert.equal(error.reason, 'throttled')
+    assert.equal(error.endpointStatus, 429)
+    assert.equal('status' in error, false, 'no status for a framework to answer with')
+    assert.equal(error.statusCode, 503)
+    assert.ok(error.retryAfterMs !== undefined && error.retryAfterMs >= 1000)
+    assert.equal(error.headers['retry-after'], String(Math.ceil(error.retryAfterMs / 1000)))
+  })
+  await t.test('400 AADSTS500011', async (t) => {
+    const credential = new ScriptedCredential(async () => { throw httpError(400, 'AADSTS500011: The resource principal named api://x was not found in the tenant') })
+    const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+    t.after(() => provider.close())
+    const error = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+    assert.ok(error instanceof TokenUnavailableError)
+    assert.equal(error.reason, 'invalid_resource')
+    assert.equal(error.endpointStatus, 400)
+    assert.equal(error.statusCode, 503)
+    assert.equal('status' in error, false)
+  })
+})
+
+test('retryAfterMs is truthful: the cooldown left after a deployment error, undefined when asking again never helps', async (t) => {
+  const credential = new ScriptedCredential(async () => { throw httpError(400, 'Identity not found') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, fatalCooldownMs: 30_000 })
+  t.after(() => provider.close())
+  const first = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+  assert.ok(first instanceof TokenUnavailableError && first.deploymentError)
+  assert.ok(first.retryAfterMs !== undefined && first.retryAfterMs > 29_000 && first.retryAfterMs <= 30_000, `first: ${first.retryAfterMs}`)
+  assert.equal(first.headers['retry-after'], '30')
+  await delay(20)
+  const second = await provider.getToken(scope).then(() => undefined, (e: unknown) => e)
+  assert.ok(second instanceof TokenUnavailableError && second.deploymentError)
+  assert.ok(second.retryAfterMs !== undefined && second.retryAfterMs < first.retryAfterMs && second.retryAfterMs > 29_000, `second: ${second.retryAfterMs}`)
+  assert.equal(credential.calls.length, 1)
+  // A misuse of the provider: no later call helps, so no Retry-After.
+  for (const bad of [[], '  ']) {
+    const misuse = await provider.getToken(bad).then(() => undefined, (e: unknown) => e)
+    assert.ok(misuse instanceof TokenUnavailableError)
+    assert.equal(misuse.reason, 'invalid_scope')
+    assert.equal(misuse.retryAfterMs, undefined)
+    assert.deepEqual(misuse.headers, {})
+  }
+})
+
+test('readiness is about the scopes that count: an aborted call or an unknown scope does not take the service out of rotation', async (t) => {
+  const unknown = 'api://unknown/.default'
+  const credential = new ScriptedCredential(async (_call, scopes) => {
+    if (scopes[0] === unknown) throw httpError(400, 'AADSTS500011: The resource principal named api://unknown was not found in the tenant named contoso. Trace ID: 0000 Correlation ID: 1111')
+    return token(scopes[0]!)
+  })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+  t.after(() => provider.close())
+  await provider.getToken(scope)
+  assert.equal(provider.notReadyReason(), null)
+
+  await assert.rejects(provider.getToken('api://aborted/.default', { abortSignal: AbortSignal.abort() }), { name: 'AbortError' })
+  assert.equal(credential.calls.length, 1, 'an aborted call starts nothing')
+  assert.equal(provider.notReadyReason(), null)
+  assert.ok(provider.expiresInSeconds() > 3500, `expiresInSeconds ${provider.expiresInSeconds()}`)
+
+  await assert.rejects(provider.getToken(unknown), { reason: 'invalid_resource', deploymentError: true })
+  assert.equal(provider.notReadyReason(), null, 'an undeclared scope that never held a token does not count')
+  assert.ok(provider.expiresInSeconds() > 3500)
+
+  // A declared (warmed) scope counts from the start: not ready until its token is held.
+  provider.warm(unknown)
+  await delay(50)
+  assert.match(provider.notReadyReason() ?? '', /^api:\/\/unknown\/\.default: no token yet: .*AADSTS500011/)
+  assert.equal(provider.expiresInSeconds(), 0)
+})
+
+test('readiness before any scope counts: never ready, and says why', async (t) => {
+  const credential = new ScriptedCredential(async () => { throw httpError(400, 'Identity not found') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+  t.after(() => provider.close())
+  assert.equal(provider.notReadyReason(), 'no token requested yet')
+  await assert.rejects(provider.getToken(scope, { abortSignal: AbortSignal.abort() }), { name: 'AbortError' })
+  assert.equal(provider.notReadyReason(), 'no token requested yet')
+  await assert.rejects(provider.getToken(scope), { reason: 'identity_not_found' })
+  assert.match(provider.notReadyReason() ?? '', /^no token yet: .*Identity not found/)
+  assert.equal(provider.expiresInSeconds(), 0)
 })

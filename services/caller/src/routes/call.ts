@@ -47,7 +47,7 @@ export const callRoutes: FastifyPluginAsync<CallRoutesOptions> = async (fastify,
     } catch (error) {
       if (!(error instanceof TokenUnavailableError)) throw error
       request.log.warn({ reason: error.reason, err: error }, 'no token from the managed identity')
-      if (!error.deploymentError) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))))
+      if (!error.deploymentError && error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))))
       reply.code(503).send({
         error: error.deploymentError ? 'managed_identity_misconfigured' : 'token_unavailable',
         reason: error.reason,
