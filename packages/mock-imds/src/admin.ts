@@ -110,7 +110,13 @@ export function buildAdminApp ({ issuer, faults, counts }: AdminState, options: 
   admin.post<{ Body: unknown }>('/admin/keys/rotate', async (request, reply) => {
     const body = request.body ?? {}
     if (!RotateBody.Check(body)) {
-      return reply.code(400).send({ error: 'bad_request', message: 'the body may only be {"keepPrevious": boolean}' })
+      const unknown = typeof body === 'object' && body !== null && !Array.isArray(body) ? Object.keys(body).filter((name) => name !== 'keepPrevious') : []
+      const message = unknown.length > 0
+        ? `unknown field ${unknown.join(', ')}; known: keepPrevious`
+        : typeof body === 'object' && body !== null && !Array.isArray(body)
+          ? `keepPrevious must be boolean, got ${JSON.stringify((body as { keepPrevious?: unknown }).keepPrevious)}`
+          : 'the body may only be {"keepPrevious": boolean}'
+      return reply.code(400).send({ error: 'bad_request', message })
     }
     const result = issuer.rotateKeys(body.keepPrevious ?? true)
     request.log.info(result, 'signing key rotated')
