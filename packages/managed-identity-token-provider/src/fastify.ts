@@ -56,6 +56,18 @@ const plugin: FastifyPluginAsync<ManagedIdentityTokenProviderPluginOptions> = as
   }
   if (!Array.isArray(scopes)) throw new TypeError('managed-identity-token-provider/fastify: scopes must be an array of scopes')
   if (typeof errorHandler !== 'boolean') throw new TypeError('managed-identity-token-provider/fastify: errorHandler must be a boolean')
+  // First, so that a bad option fails the registration before any metric is registered (the
+  // global registry outlives the app). The observer's metrics exist before its first event.
+  const provider = new ManagedIdentityTokenProvider({
+    ...(providerOptions as ManagedIdentityTokenProviderOptions),
+    logger: fastify.log.child({ component: 'managed-identity-token-provider' }),
+    observer: {
+      servedFromCache: () => tokenRequests.inc({ source: 'cache', result: 'success' }),
+      exchange: (result) => tokenRequests.inc({ source: 'endpoint', result }),
+      acquisitionFinished: (result, seconds) => acquisitionDuration.observe({ result }, seconds),
+      refreshFailed: () => refreshFailures.inc()
+    }
+  })
   const registers = [registry]
   const tokenRequests = new Counter({
     name: 'token_requests_total',
@@ -80,16 +92,6 @@ const plugin: FastifyPluginAsync<ManagedIdentityTokenProviderPluginOptions> = as
   tokenRequests.inc({ source: 'endpoint', result: 'success' }, 0)
   tokenRequests.inc({ source: 'endpoint', result: 'failure' }, 0)
 
-  const provider = new ManagedIdentityTokenProvider({
-    ...(providerOptions as ManagedIdentityTokenProviderOptions),
-    logger: fastify.log.child({ component: 'managed-identity-token-provider' }),
-    observer: {
-      servedFromCache: () => tokenRequests.inc({ source: 'cache', result: 'success' }),
-      exchange: (result) => tokenRequests.inc({ source: 'endpoint', result }),
-      acquisitionFinished: (result, seconds) => acquisitionDuration.observe({ result }, seconds),
-      refreshFailed: () => refreshFailures.inc()
-    }
-  })
   // eslint-disable-next-line no-new -- registered in the registry, read through collect()
   new Gauge({
     name: 'token_expires_in_seconds',

@@ -116,6 +116,9 @@ test('the error handler leaves other errors to the one before it, and errorHandl
 test('the plugin refuses options it sets itself, and passes the provider\'s checks on', async () => {
   await assert.rejects(async () => { await Fastify().register(managedIdentityTokenProvider, { logger: console } as never).ready() }, { name: 'TypeError', message: /logger is set by the plugin/ })
   await assert.rejects(async () => { await Fastify().register(managedIdentityTokenProvider, { clientID: 'x', registry: new Registry() } as never).ready() }, { name: 'TypeError', message: /unknown option "clientID"/ })
+  // A refused option registers no metric on the global registry, which outlives the app.
+  await assert.rejects(async () => { await Fastify().register(managedIdentityTokenProvider, { maxScopes: 0 }).ready() }, { name: 'RangeError', message: /maxScopes/ })
+  assert.deepEqual(metricNames.filter((name) => globalRegistry.getSingleMetric(name)), [])
   // Fastify's own register options are not the provider's.
   const app = Fastify()
   await app.register(managedIdentityTokenProvider, { credential: new SlowCredential(), registry: new Registry(), logLevel: 'warn' } as never)
