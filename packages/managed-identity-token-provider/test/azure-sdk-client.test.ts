@@ -9,7 +9,7 @@ import {
   createPipelineRequest,
   type Pipeline
 } from '@azure/core-rest-pipeline'
-import { ManagedIdentityTokenProvider } from '../src/index.ts'
+import { ManagedIdentityTokenProvider, TokenUnavailableError } from '../src/index.ts'
 import { apiScope, startMockImds, defaultTenant } from './mock-imds.ts'
 
 // What every Azure SDK client does with a credential: core-rest-pipeline's
@@ -118,4 +118,35 @@ test('a managed identity token is for one scope: two at once are refused with re
   const credential = new ManagedIdentityTokenProvider()
   await assert.rejects(credential.getToken([apiScope, secondScope]), { name: 'TokenUnavailableError', reason: 'invalid_scope' })
   credential.close()
+})
+
+test('through the SDK: an unknown clientId says when asking again can reach the endpoint (the cooldown left), and never carries a status', async () => {
+  const before = await tokenRequests()
+  const credential = new ManagedIdentityTokenProvider({ clientId: '99999999-9999-4999-8999-999999999999', fatalCooldownMs: 30_000 })
+  const first = await credential.getToken(apiScope).then(() => undefined, (e: unknown) => e as TokenUnavailableError)
+  const second = await credential.getToken(apiScope).then(() => undefined, (e: unknown) => e as TokenUnavailableError)
+  credential.close()
+  for (const error of [first, second]) {
+    assert.ok(error instanceof TokenUnavailableError)
+    assert.equal(error.reason, 'identity_not_found')
+    assert.equal(error.endpointStatus, 400)
+    assert.equal(error.statusCode, 503)
+    assert.equal('status' in error, false)
+  }
+  assert.ok(first!.retryAfterMs! > 29_000 && first!.retryAfterMs! <= 30_000, `first: ${first!.retryAfterMs}`)
+  assert.ok(second!.retryAfterMs! <= first!.retryAfterMs! && second!.retryAfterMs! > 29_000, `second: ${second!.retryAfterMs}`)
+  assert.equal(await tokenRequests() - before, 1, 'the second call was answered from the cooldown')
+})
+
+test('through the SDK: a scope unknown to the tenant (AADSTS500011) fails its own calls, not readiness', async () => {
+  const credential = new ManagedIdentityTokenProvider()
+  try {
+    await credential.getToken(apiScope)
+    assert.equal(credential.notReadyReason(), null)
+    await assert.rejects(credential.getToken('api://not-in-the-tenant/.default'), { name: 'TokenUnavailableError', reason: 'invalid_resource', deploymentError: true, endpointStatus: 400 })
+    assert.equal(credential.notReadyReason(), null)
+    assert.ok(credential.expiresInSeconds() > 3000, `expiresInSeconds ${credential.expiresInSeconds()}`)
+  } finally {
+    credential.close()
+  }
 })
