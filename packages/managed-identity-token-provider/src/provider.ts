@@ -173,7 +173,8 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
 
   /**
    * Starts acquiring tokens for these scopes in the background, so that the first request finds
-   * one held (call it when the app is ready; it never blocks).
+   * one held (call it when the app is ready; it never blocks). It also declares them needed:
+   * notReadyReason and expiresInSeconds count them from now on, token or not.
    */
   warm (...scopes: Array<string | string[]>): void {
     for (const scope of scopes) this.#tokensFor(scope).warm()
