@@ -97,7 +97,7 @@ test('overload settings: defaults, and bad values stop the api naming the variab
   const base = { AUTH_TENANT_ID: TENANT, AUTH_AUDIENCE: 'api://x' }
   const config = readConfig(base)
   assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, 100)
-  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0.95)
+  assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0)
   assert.equal(config.OVERLOAD_SAMPLE_INTERVAL_MS, 100)
   assert.equal(config.OVERLOAD_RETRY_AFTER_SECONDS, 1)
   assert.equal(config.AUTH_SIGNATURE_CHECKS, 'event-loop')
