@@ -40,7 +40,8 @@ test('no service logs a token or an Authorization value, whatever the api is sen
     [{ headers: { authorization: `Bearer ${token} extra` } }, claims, 400],
     [{ headers: { authorization: `Basic ${Buffer.from(`user:${token}`).toString('base64')}` } }, claims, 401],
     [{ headers: { authorization: `Bearer ${token}` } }, `${claims}?access_token=${token}`, 400],
-    [{}, `${claims}?access_token=${token}`, 401],
+    // RFC 6750 §2.3 (a token in the query) is a parameter the api does not support: §3.1 invalid_request.
+    [{}, `${claims}?access_token=${token}`, 400],
     [{ headers: { authorization: `Bearer ${token}` } }, `${stack.api.url}/no-such-route?token=${token}`, 404],
     [{ headers: { authorization: `Bearer ${token}` } }, `${stack.caller.url}/no-such-route?access_token=${token}`, 404]
   ]
