@@ -58,7 +58,7 @@ export function createAuthMetrics (registry: Registry): AuthMetrics {
 
   const cache = new Counter({
     name: 'auth_verified_token_cache_total',
-    help: "Signature verifications answered from fast-jwt's verified-token cache (hit) or computed (miss).",
+    help: 'Signature verifications answered from the verified-token cache (hit) or computed (miss).',
     labelNames: ['result'] as const,
     registers
   })

@@ -39,7 +39,7 @@ export const ApiConfigSchema = Type.Object({
   AUTH_JWKS_RETRY_MAX_MS: Milliseconds(60_000, 100),
   /** Tokens above this size are rejected before any parsing (Entra managed identity tokens are 1-2 KiB). */
   AUTH_MAX_TOKEN_BYTES: Type.Integer({ minimum: 1024, maximum: 16_384, default: 8192 }),
-  /** Verified tokens remembered per signing key (fast-jwt's cache); 0 turns the cache off. */
+  /** Accepted tokens remembered (the one verified-token cache, by token text and signing key); 0 turns it off. */
   AUTH_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
   /** How long a verified token is remembered at most; never past its exp (plus the clock skew). */
   AUTH_TOKEN_CACHE_TTL_MS: Milliseconds(600_000, 0),
