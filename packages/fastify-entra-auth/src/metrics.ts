@@ -108,11 +108,21 @@ export function createAuthMetrics (registry: Registry): AuthMetrics {
     }
   })
 
+  // prom-client hashes a labels object on every inc; a child from labels() has its series picked once.
+  // The label sets are fixed (RESULTS_BY_REASON, and 403 for any reason a route's roles turn into one).
+  const requestSeries: Record<AuthResult, Partial<Record<Reason, { inc: () => void }>>> = { accepted: {}, rejected: {}, forbidden: {}, unavailable: {} }
+  function seriesOf (result: AuthResult, reason: Reason) {
+    const byReason = requestSeries[result]
+    return byReason[reason] ?? (byReason[reason] = requests.labels(result, reason))
+  }
+  const cacheHits = cache.labels('hit')
+  const cacheMisses = cache.labels('miss')
+
   return {
     record (result, reason, seconds, fromCache) {
-      requests.inc({ result, reason })
+      seriesOf(result, reason).inc()
       duration.observe(seconds)
-      if (fromCache !== undefined) cache.inc({ result: fromCache ? 'hit' : 'miss' })
+      if (fromCache !== undefined) (fromCache ? cacheHits : cacheMisses).inc()
     },
     jwksFetch (tenant, result) {
       refreshes.inc({ tenant, result })
