@@ -129,6 +129,43 @@ describe('the verified-token cache', () => {
     assert.ok(again.ok && again.fromCache, 'the accepted token is still held')
   })
 
+  test("a token with a held token's signature but other claims is not a hit: the cache answers for the exact text only", async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 10 })
+    const held = tokens[0] as string
+    await store(validate, held)
+    const [header, , signature] = held.split('.') as [string, string, string]
+    // Same signature, so the same 30 fingerprint bits the cache finds entries by; another payload.
+    const payload = Buffer.from(JSON.stringify({ ...JSON.parse(payloadJson(held)), roles: ['Admin.All'] })).toString('base64url')
+    const spliced = `${header}.${payload}.${signature}`
+    for (let i = 0; i < 3; i++) {
+      const result = await validate(spliced)
+      assert.deepEqual(result.ok ? null : result.reason, 'bad_signature')
+    }
+    assert.equal(keys.checks, 5, 'each spliced request had its signature checked')
+    const again = await validate(held)
+    assert.ok(again.ok && again.fromCache, 'the held token is still answered from the cache')
+  })
+
+  test('header checks are remembered per header text, and a flood of distinct headers changes no answer', async () => {
+    const keys = new CountingKeys()
+    keys.add(a)
+    const validate = validator(keys, { size: 0 })
+    const [, payload, signature] = (tokens[0] as string).split('.') as [string, string, string]
+    const withHeader = (header: Record<string, unknown>) => `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${payload}.${signature}`
+    // More distinct headers than the memo holds (64), each refused for its own reason, twice.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 100; i++) {
+        const result = await validate(withHeader({ alg: i % 2 === 0 ? 'none' : 'RS256', kid: a.kid, jku: `https://example.test/${i}` }))
+        assert.deepEqual(result.ok ? null : result.reason, i % 2 === 0 ? 'unsupported_alg' : 'malformed')
+      }
+      const ok = await validate(tokens[0] as string)
+      assert.ok(ok.ok, 'the valid token is still accepted')
+    }
+    assert.equal(keys.checks, 2, 'no refused header reached a signature check')
+  })
+
   test('a key that leaves the key store takes its tokens with it, even with the same kid back under another key', async () => {
     const keys = new CountingKeys()
     keys.add(a)
