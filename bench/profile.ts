@@ -1,4 +1,4 @@
-// npx node bench/profile.ts --row unique|bad-signature|one [--seconds 8] [--out DIR] [--top 15] [--thread-pool] [--env NAME=VALUE ...]
+// npx node bench/profile.ts --row unique|bad-signature|one [--seconds 8] [--out DIR] [--top 15] [--event-loop] [--env NAME=VALUE ...]
 // One row of `npm run bench` against the api started with `node --cpu-prof`, then the profile's top
 // entries by self time. The .cpuprofile is kept (open it in Chrome DevTools or speedscope for the
 // flame graph); the table is what the issue's closing note quotes.
@@ -20,7 +20,7 @@ const rows: Record<string, { kind: TokenKind, count: number, expect: number }> =
 }
 
 const { values: args } = parseArgs({
-  options: { env: { type: 'string', multiple: true, default: [] }, 'thread-pool': { type: 'boolean', default: false }, row: { type: 'string', default: 'unique' }, seconds: { type: 'string', default: '8' }, out: { type: 'string' }, top: { type: 'string', default: '15' } }
+  options: { env: { type: 'string', multiple: true, default: [] }, 'event-loop': { type: 'boolean', default: false }, row: { type: 'string', default: 'unique' }, seconds: { type: 'string', default: '8' }, out: { type: 'string' }, top: { type: 'string', default: '15' } }
 })
 const spec = rows[args.row ?? '']
 if (!spec) throw new Error(`--row must be one of ${Object.keys(rows).join(', ')}`)
@@ -36,7 +36,7 @@ const api = await startApi(issuer.url, {
   NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${outDir}`,
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
   OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
-  ...(args['thread-pool'] ? { AUTH_SIGNATURE_CHECKS: 'thread-pool' } : {}),
+  ...(args['event-loop'] ? { AUTH_SIGNATURE_CHECKS: 'event-loop' } : {}),
   // Any other api setting to compare, e.g. --env AUTH_TOKEN_CACHE_SIZE=0.
   ...Object.fromEntries((args.env ?? []).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))
 })

@@ -1,10 +1,11 @@
 // npx node bench/micro/validate.ts [--ms 400] [--rounds 5]
 // The api's validate() without HTTP, next to jose's jwtVerify, on the same Entra-shaped tokens from the
 // bench's mint: distinct valid tokens (no cache can answer) and distinct forged ones. Interleaved rounds;
-// CPU per call from process.cpuUsage (jose's WebCrypto work on the thread pool included).
+// CPU per call from process.cpuUsage (the worker's and jose's thread-pool work included).
 import { parseArgs } from 'node:util'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { KeyStore } from '../../packages/fastify-entra-auth/src/key-store.ts'
+import { SignatureWorker } from '../../packages/fastify-entra-auth/src/signature-worker.ts'
 import { createTokenValidator, expandAudiences } from '../../packages/fastify-entra-auth/src/token-validation.ts'
 import { audiences, issuerV2, startIssuerServer, tenant, TokenMint } from '../lib/issuer.ts'
 
@@ -28,7 +29,8 @@ const store = new KeyStore({
 await store.start()
 const base = { tenants: [tenant.tenantId], versions: ['2.0' as const], audiences, maxTokenBytes: 8192, keys: store }
 const validate = createTokenValidator(base)
-const validatePool = createTokenValidator({ ...base, signatureChecks: 'thread-pool' })
+const signatureWorker = new SignatureWorker({ onError: (error) => { throw error } })
+const validateOnWorker = createTokenValidator({ ...base, signatureChecks: 'worker', signatureWorker })
 const jwks = createLocalJWKSet({ keys: [{ ...mint.key.jwk, alg: 'RS256' }] })
 const joseOptions = { algorithms: ['RS256'], audience: audiences, issuer: issuerV2, clockTolerance: 300 }
 const jose = async (token: string) => { try { return await jwtVerify(token, jwks, joseOptions) } catch (error) { return error } }
@@ -36,7 +38,8 @@ const jose = async (token: string) => { try { return await jwtVerify(token, jwks
 const ways: Record<string, (i: number) => Promise<unknown>> = {
   'api validate(), distinct valid tokens': (i) => validate(valid[i % valid.length] as string),
   'api validate(), distinct forged tokens': (i) => validate(forged[i % forged.length] as string),
-  'api validate() thread-pool, distinct valid tokens': (i) => validatePool(valid[i % valid.length] as string),
+  'api validate() on the worker, distinct valid tokens': (i) => validateOnWorker(valid[i % valid.length] as string),
+  'api validate() on the worker, distinct forged tokens': (i) => validateOnWorker(forged[i % forged.length] as string),
   'jose jwtVerify (local JWKS), distinct valid tokens': (i) => jose(valid[i % valid.length] as string),
   'jose jwtVerify (local JWKS), distinct forged tokens': (i) => jose(forged[i % forged.length] as string)
 }
@@ -58,6 +61,7 @@ for (let round = 0; round < Number(args.rounds); round++) {
   }
 }
 store.stop()
+await signatureWorker.close()
 await issuer.close()
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 process.stdout.write(`| way | CPU µs per call (median of ${Number(args.rounds) - 1} rounds, ${concurrency} in flight) |\n|---|--:|\n`)

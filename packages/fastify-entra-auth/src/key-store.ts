@@ -50,12 +50,8 @@ export interface SigningKey {
    * thrown Error. What the validator calls.
    */
   readonly signatureValid: (token: string) => boolean
-  /**
-   * The same check on libuv's thread pool (crypto.verify with a callback), so that RSA work can use
-   * another core while the event loop goes on; what the validator calls with signatureChecks
-   * 'thread-pool'. Optional: a key without it is checked on the event loop.
-   */
-  readonly signatureValidOffLoop?: (token: string) => Promise<boolean>
+  /** The key itself, for checks on another thread (signatureChecks 'worker'); without it, checked on the event loop. */
+  readonly publicKey?: KeyObject
   /**
    * fast-jwt's complete check (signature, exp/nbf, iss, aud, required claims) with this key, for
    * diagnostics; throws fast-jwt's TokenError. The validator does not call it.
@@ -475,7 +471,7 @@ export class KeyStore {
       this.options.log.warn({ tenant: source.tenant, kid, error: errorMessage(error) }, 'skipping a JWK that is not a valid RSA public key')
       return undefined
     }
-    return { kid, issuer, fingerprint, signatureValid: rs256Verifier(publicKey), signatureValidOffLoop: rs256ThreadPoolVerifier(publicKey), verify: fastJwtVerifier(publicKey, source.issuer as string, source.version, this.options.verifier) }
+    return { kid, issuer, fingerprint, publicKey, signatureValid: rs256Verifier(publicKey), verify: fastJwtVerifier(publicKey, source.issuer as string, source.version, this.options.verifier) }
   }
 }
 
@@ -492,18 +488,6 @@ function rs256Verifier (publicKey: KeyObject): (token: string) => boolean {
       return false
     }
   }
-}
-
-/** rs256Verifier on libuv's thread pool: the callback form of crypto.verify. */
-function rs256ThreadPoolVerifier (publicKey: KeyObject): (token: string) => Promise<boolean> {
-  return (token) => new Promise((resolve) => {
-    const dot = token.lastIndexOf('.')
-    try {
-      verifySignature('sha256', Buffer.from(token.slice(0, dot), 'latin1'), publicKey, Buffer.from(token.slice(dot + 1), 'base64url'), (error, valid) => { resolve(error === null && valid) })
-    } catch {
-      resolve(false)
-    }
-  })
 }
 
 /**

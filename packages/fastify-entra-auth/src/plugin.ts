@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { register as globalRegistry } from 'prom-client'
 import { KeyStore } from './key-store.ts'
 import { createAuthMetrics, type AuthResult } from './metrics.ts'
+import { SignatureWorker } from './signature-worker.ts'
 import { resolveOptions, type FastifyEntraAuthOptions } from './options.ts'
 import {
   SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, parseAuthorization, withRequiredRoles,
@@ -102,6 +103,9 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     onFetch: (tenant, result) => metrics.jwksFetch(tenant, result)
   })
   metrics.watchKeys(keyStore)
+  const signatureWorker = options.signatureChecks === 'worker'
+    ? new SignatureWorker({ onError: (error) => { log.error({ err: error }, 'the signature worker failed: signatures are checked on the event loop from now on') } })
+    : undefined
   const validate = createTokenValidator({
     tenants: options.tenants,
     audiences: options.audiences,
@@ -110,6 +114,7 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     keys: keyStore,
     clockSkewMs,
     signatureChecks: options.signatureChecks,
+    ...(signatureWorker === undefined ? {} : { signatureWorker }),
     acceptedCache: cache
   })
 
@@ -170,7 +175,10 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     const roles = request.routeOptions.config.auth?.roles
     if (roles !== undefined && await authenticate(request, reply, roles)) return reply
   })
-  fastify.addHook('onClose', async () => { keyStore.stop() })
+  fastify.addHook('onClose', async () => {
+    keyStore.stop()
+    await signatureWorker?.close()
+  })
   await keyStore.start()
 }
 

@@ -1,4 +1,5 @@
 import { KID_PATTERN, type KeyLookup, type SigningKey } from './key-store.ts'
+import type { SignatureWorker } from './signature-worker.ts'
 
 /*
  * Entra access-token validation without Fastify: validate(token) answers an identity or an RFC 6750
@@ -81,14 +82,16 @@ export interface ValidatorOptions {
   keys: KeyProvider
   /** Leeway on exp and nbf, in ms (Microsoft's DefaultClockSkew: 300 000). Default 300 000. */
   clockSkewMs?: number
-  /** Where RSA signatures are checked (FastifyEntraAuthOptions.signatureChecks). Default 'event-loop'. */
+  /** Where RSA signatures are checked (FastifyEntraAuthOptions.signatureChecks). Default 'event-loop' here; the plugin's default is 'worker'. */
   signatureChecks?: SignatureChecks
+  /** With signatureChecks 'worker': the thread that checks them (SignatureWorker; its owner closes it). */
+  signatureWorker?: Pick<SignatureWorker, 'check'>
   /** Accepted tokens remembered by their exact text (and signing key); size 0 turns it off. */
   acceptedCache?: AcceptedCacheOptions
 }
 
-/** 'event-loop': crypto.verify inline (least CPU per check); 'thread-pool': on libuv's threads (can use a second core). */
-export type SignatureChecks = 'event-loop' | 'thread-pool'
+/** 'worker': on one worker thread, in batches (SignatureWorker); 'event-loop': crypto.verify inline. */
+export type SignatureChecks = 'worker' | 'event-loop'
 
 export interface AcceptedCacheOptions {
   /** Entries at most. */
@@ -453,7 +456,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
   const audiences = new Set(expandAudiences(options.audiences))
   const { keys, maxTokenBytes } = options
   const clockSkewMs = options.clockSkewMs ?? 300_000
-  const offLoop = options.signatureChecks === 'thread-pool'
+  const worker = options.signatureChecks === 'worker' ? options.signatureWorker : undefined
   const accepted = options.acceptedCache ? new AcceptedTokens(options.acceptedCache) : undefined
   const headers = new Map<string, CheckedHeader | Rejection>()
   function headerOf (rawHeader: string): CheckedHeader | Rejection {
@@ -563,7 +566,9 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     // or x5t (JwtTokenUtilities.ResolveTokenSigningKey), so a token whose x5t names another key is refused
     // there or not depending on the JWKS order (differential test); here it is always refused.
     if (header.x5t !== undefined && key.x5t !== undefined && header.x5t !== key.x5t) return invalid('unknown_key', 'the signature key was not found')
-    const valid = offLoop && key.signatureValidOffLoop !== undefined ? await key.signatureValidOffLoop(token) : key.signatureValid(token)
+    const valid = worker !== undefined && key.publicKey !== undefined
+      ? await worker.check(key.publicKey, token, () => key.signatureValid(token))
+      : key.signatureValid(token)
     if (!valid) return invalid('bad_signature', 'the token signature is invalid')
     // The payload decoded above is the one signed: from here on its claims are the issuer's.
     for (const name of REQUIRED_CLAIMS[version]) {

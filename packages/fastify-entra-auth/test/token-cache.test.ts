@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { verify as cryptoVerify } from 'node:crypto'
 import { describe, test } from 'node:test'
 import Fastify from 'fastify'
@@ -6,6 +7,7 @@ import { Registry } from 'prom-client'
 import fastifyEntraAuth from '../src/index.ts'
 import type { KeyLookup, SigningKey } from '../src/key-store.ts'
 import { resolveOptions } from '../src/options.ts'
+import { SignatureWorker } from '../src/signature-worker.ts'
 import { acceptedEntryBytes, createTokenValidator, type KeyProvider, type TokenVersion } from '../src/token-validation.ts'
 import { API_CLIENT_ID, TENANT, TestAuthority, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
 
@@ -202,28 +204,60 @@ describe('the verified-token cache', () => {
 })
 
 describe('signatureChecks', () => {
-  test("'thread-pool': the same answers as on the event loop, from the key store's thread-pool check", async (t) => {
+  test("'worker' (the default) and 'event-loop' give the same answers, valid, forged, short and truncated signatures alike", async (t) => {
     const key = createTestKey()
     const authority = await TestAuthority.start({ [TENANT]: [key] })
     t.after(() => authority.stop())
-    for (const signatureChecks of ['event-loop', 'thread-pool'] as const) {
+    assert.equal(resolveOptions({ tenants: [TENANT], audiences: [API_CLIENT_ID] }).signatureChecks, 'worker')
+    const valid = Array.from({ length: 40 }, (_, i) => mint(key, appClaims({ uti: `v${i}` })))
+    const forged = Array.from({ length: 40 }, (_, i) => mint(createTestKey({ kid: key.kid }), appClaims({ uti: `f${i}` })))
+    const short = `${valid[0]?.slice(0, valid[0].lastIndexOf('.'))}.AAAA`
+    for (const signatureChecks of ['worker', 'event-loop'] as const) {
       const app = Fastify()
       t.after(() => app.close())
       await app.register(fastifyEntraAuth, { tenants: [TENANT], audiences: [API_CLIENT_ID], authorityHost: authority.url, signatureChecks, registry: new Registry(), tokenCache: { size: 0 } })
-      const lookup = app.entraAuth.keyStore.find(TENANT, '2.0', key.kid)
-      assert.ok(lookup.state === 'found' && typeof lookup.key.signatureValidOffLoop === 'function')
-      const forged = mint(createTestKey({ kid: key.kid }))
-      const valid = mint(key)
-      assert.ok((await app.entraAuth.validate(valid)).ok, signatureChecks)
-      const refused = await app.entraAuth.validate(forged)
-      assert.deepEqual(refused.ok ? null : [refused.status, refused.reason], [401, 'bad_signature'], signatureChecks)
-      assert.equal(await lookup.key.signatureValidOffLoop(valid), true)
-      assert.equal(await lookup.key.signatureValidOffLoop(forged), false)
-      assert.equal(await lookup.key.signatureValidOffLoop(`${valid.slice(0, valid.lastIndexOf('.'))}.AAAA`), false, 'a short signature is false, not a throw')
+      // All at once, as a round of I/O sends them: one batch to the worker, answers in order.
+      const results = await Promise.all([...valid, ...forged, short].map((token) => app.entraAuth.validate(token)))
+      assert.deepEqual(results.slice(0, 40).map((r) => r.ok), valid.map(() => true), signatureChecks)
+      assert.deepEqual(results.slice(40).map((r) => r.ok ? null : r.reason), [...forged, short].map(() => 'bad_signature'), signatureChecks)
     }
   })
 
+  test('SignatureWorker: checks it held when its thread dies are answered on the event loop, and so is every later one', async () => {
+    const key = createTestKey()
+    const errors: Error[] = []
+    const worker = new SignatureWorker({ onError: (error) => { errors.push(error) } })
+    const valid = mint(key)
+    const forged = mint(createTestKey({ kid: key.kid }))
+    const inline = (token: string) => () => { const dot = token.lastIndexOf('.'); return cryptoVerify('sha256', Buffer.from(token.slice(0, dot)), key.publicKey, Buffer.from(token.slice(dot + 1), 'base64url')) }
+    assert.deepEqual(await Promise.all([worker.check(key.publicKey, valid, () => { throw new Error('not inline') }), worker.check(key.publicKey, forged, () => { throw new Error('not inline') })]), [true, false], 'checked on the worker')
+    const held = [worker.check(key.publicKey, valid, inline(valid)), worker.check(key.publicKey, forged, inline(forged))]
+    // Kill the thread while the batch is on its way (sent from setImmediate).
+    await new Promise((resolve) => setImmediate(resolve))
+    await (worker as unknown as { worker: { terminate: () => Promise<number> } }).worker.terminate()
+    assert.deepEqual(await Promise.all(held), [true, false])
+    assert.equal(errors.length, 1, 'the failure is reported once')
+    assert.deepEqual(await Promise.all([worker.check(key.publicKey, valid, inline(valid)), worker.check(key.publicKey, forged, inline(forged))]), [true, false])
+    await worker.close()
+  })
+
+  test('SignatureWorker keeps a process alive only while it owes an answer', () => {
+    // A script that awaits a check and is never closed: it must print the answer, then exit by itself.
+    const script = `
+      import { generateKeyPairSync, sign } from 'node:crypto'
+      import { SignatureWorker } from ${JSON.stringify(new URL('../src/signature-worker.ts', import.meta.url).href)}
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+      const input = 'eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ'
+      const token = input + '.' + sign('sha256', Buffer.from(input), privateKey).toString('base64url')
+      const worker = new SignatureWorker({ onError: () => {} })
+      console.log(await worker.check(publicKey, token, () => { throw new Error('inline') }))`
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 })
+    assert.equal(child.signal, null, 'it exited by itself, not by the timeout')
+    assert.equal(child.status, 0, child.stderr)
+    assert.equal(child.stdout.trim(), 'true')
+  })
+
   test('an unknown value is refused at registration', () => {
-    assert.throws(() => resolveOptions({ tenants: [TENANT], audiences: [API_CLIENT_ID], signatureChecks: 'workers' as 'event-loop' }), /signatureChecks/)
+    assert.throws(() => resolveOptions({ tenants: [TENANT], audiences: [API_CLIENT_ID], signatureChecks: 'thread-pool' as 'event-loop' }), /signatureChecks must be 'worker' or 'event-loop'/)
   })
 })

@@ -43,8 +43,8 @@ export const ApiConfigSchema = Type.Object({
   AUTH_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 1000 }),
   /** How long a verified token is remembered at most; never past its exp (plus the clock skew). */
   AUTH_TOKEN_CACHE_TTL_MS: Milliseconds(600_000, 0),
-  /** Where RSA signatures are checked: event-loop (least CPU per check) or thread-pool (libuv's threads: a second core under a flood). */
-  AUTH_SIGNATURE_CHECKS: Type.Union([Type.Literal('event-loop'), Type.Literal('thread-pool')], { default: 'event-loop' }),
+  /** Where RSA signatures are checked: worker (one thread, checks sent in batches: a second core, less CPU per check) or event-loop (inline, no thread). */
+  AUTH_SIGNATURE_CHECKS: Type.Union([Type.Literal('worker'), Type.Literal('event-loop')], { default: 'worker' }),
   /**
    * Load shedding (@fastify/under-pressure): while the event loop's mean delay over the last sample
    * exceeds this many ms, authenticated routes answer 503 with Retry-After instead of queueing; 0 turns

@@ -8,7 +8,10 @@ import { startApi } from './helpers/api.ts'
 
 async function raw (port: number, request: string): Promise<string> {
   return await new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.end(request))
+    // write, not end: a client that half-closes right after its request has it aborted by Node's http
+    // server (httpAllowHalfOpen false) as soon as the FIN arrives, before any async route can answer.
+    // Connection: close has the server end the exchange.
+    const socket = connect(port, '127.0.0.1', () => socket.write(request))
     let data = ''
     socket.setEncoding('latin1').on('data', (chunk: string) => { data += chunk }).on('end', () => resolve(data))
       // Node answers an oversized header and resets the connection while we are still writing.

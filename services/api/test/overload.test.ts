@@ -100,9 +100,9 @@ test('overload settings: defaults, and bad values stop the api naming the variab
   assert.equal(config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, 0)
   assert.equal(config.OVERLOAD_SAMPLE_INTERVAL_MS, 100)
   assert.equal(config.OVERLOAD_RETRY_AFTER_SECONDS, 1)
-  assert.equal(config.AUTH_SIGNATURE_CHECKS, 'event-loop')
-  assert.equal(readConfig({ ...base, AUTH_SIGNATURE_CHECKS: 'thread-pool' }).AUTH_SIGNATURE_CHECKS, 'thread-pool')
-  for (const [name, value] of [['OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', '-1'], ['OVERLOAD_MAX_EVENT_LOOP_UTILIZATION', '1.5'], ['OVERLOAD_SAMPLE_INTERVAL_MS', '5'], ['OVERLOAD_RETRY_AFTER_SECONDS', 'soon'], ['AUTH_SIGNATURE_CHECKS', 'workers']]) {
+  assert.equal(config.AUTH_SIGNATURE_CHECKS, 'worker')
+  assert.equal(readConfig({ ...base, AUTH_SIGNATURE_CHECKS: 'event-loop' }).AUTH_SIGNATURE_CHECKS, 'event-loop')
+  for (const [name, value] of [['OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', '-1'], ['OVERLOAD_MAX_EVENT_LOOP_UTILIZATION', '1.5'], ['OVERLOAD_SAMPLE_INTERVAL_MS', '5'], ['OVERLOAD_RETRY_AFTER_SECONDS', 'soon'], ['AUTH_SIGNATURE_CHECKS', 'workers'], ['AUTH_SIGNATURE_CHECKS', 'thread-pool']]) {
     assert.throws(() => readConfig({ ...base, [name as string]: value }), (error: Error) => error instanceof ConfigError && error.message.includes(name as string))
   }
 })
