@@ -105,6 +105,7 @@ interface StreamState {
 }
 
 const streams: StreamState[] = []
+let generatorLagMaxMs = 0
 let ticker: NodeJS.Timeout | undefined
 let startedAt = 0
 const tokenFiles = new Map<string, string[]>()
@@ -169,8 +170,12 @@ function startRate (message: Extract<LoadMessage, { kind: 'rate-start' }>): { st
     streams.push({ spec, pool: new Pool(spec.url, { connections: spec.connections }), pattern, tokens, cursors: new Map(), sent: 0, inFlight: 0, validUntilMs: 0, stats: emptySample(spec.name) })
   }
   startedAt = performance.now()
+  let lastTick = startedAt
   ticker = setInterval(() => {
-    const elapsed = performance.now() - startedAt
+    const now = performance.now()
+    generatorLagMaxMs = Math.max(generatorLagMaxMs, now - lastTick - 5)
+    lastTick = now
+    const elapsed = now - startedAt
     for (const state of streams) {
       const due = Math.floor(elapsed * state.spec.rate / 1000)
       while (state.sent < due) fire(state)
@@ -181,7 +186,7 @@ function startRate (message: Extract<LoadMessage, { kind: 'rate-start' }>): { st
 
 function sampleRate (): RateSample[] {
   return streams.map((state) => {
-    const sample = { ...state.stats, validUntilMs: state.validUntilMs }
+    const sample = { ...state.stats, validUntilMs: state.validUntilMs, generatorLagMaxMs }
     state.stats = emptySample(state.spec.name)
     return sample
   })
@@ -195,6 +200,7 @@ async function stopRate (): Promise<RateSample[]> {
   await Promise.all(streams.map((state) => state.pool.destroy()))
   // Ready for another run in the same worker.
   streams.length = 0
+  generatorLagMaxMs = 0
   return last
 }
 

@@ -45,6 +45,11 @@ export interface RateSample {
   /** Non-200 answers while the stream had seen a token that had not expired yet. */
   nonOkWithToken: number
   validUntilMs: number
+  /**
+   * The generator's own lag: how much later than due (5 ms) its send timer fired at most, in ms. Seconds
+   * here mean the generator, not the target, was the bottleneck, and latencies include its backlog.
+   */
+  generatorLagMaxMs?: number
 }
 
 export type LoadMessage =

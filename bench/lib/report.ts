@@ -33,6 +33,8 @@ export interface Overload {
   late: number
   /** Not sent because the generator already had too many waiting. */
   dropped: number
+  /** How late the generator's send timer fired at most (RateSample.generatorLagMaxMs). */
+  generatorLagMaxMs?: number
   acceptedMs: { p50: number, p99: number, max: number }
   refusedMs: { p50: number, p99: number, max: number }
   shareRefused: number
@@ -92,9 +94,9 @@ export function markdown (results: BenchResults): string {
   }
   if (results.overload && results.overload.length > 0) {
     out.push('Overload: twice the capacity measured by row 3 (distinct tokens), offered open loop (latency counted from when each request was due); "late" counts answers that came after the client\'s deadline, or never.', '')
-    out.push('| api | offered req/s | s | connections | sent | 200 | 503 | refused | late | accepted p50 / p99 / max ms | refused p99 ms |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|')
+    out.push('| api | offered req/s | s | connections | sent | 200 | 503 | refused | late | accepted p50 / p99 / max ms | refused p99 ms | generator lag max ms |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|')
     for (const o of results.overload) {
-      out.push(`| ${o.target} | ${Math.round(o.offeredRps)} (2 × ${Math.round(o.capacityRps)}) | ${o.seconds} | ${o.connections} | ${o.sent} | ${o.statusCounts['200'] ?? 0} | ${o.statusCounts['503'] ?? 0} | ${(o.shareRefused * 100).toFixed(0)}% | ${o.late}${o.dropped ? ` (+${o.dropped} not sent)` : ''} (deadline ${o.giveUpMs} ms) | ${fixed(o.acceptedMs.p50, 1)} / ${fixed(o.acceptedMs.p99, 1)} / ${fixed(o.acceptedMs.max, 0)} | ${fixed(o.refusedMs.p99, 1)} |`)
+      out.push(`| ${o.target} | ${Math.round(o.offeredRps)} (2 × ${Math.round(o.capacityRps)}) | ${o.seconds} | ${o.connections} | ${o.sent} | ${o.statusCounts['200'] ?? 0} | ${o.statusCounts['503'] ?? 0} | ${(o.shareRefused * 100).toFixed(0)}% | ${o.late}${o.dropped ? ` (+${o.dropped} not sent)` : ''} (deadline ${o.giveUpMs} ms) | ${fixed(o.acceptedMs.p50, 1)} / ${fixed(o.acceptedMs.p99, 1)} / ${fixed(o.acceptedMs.max, 0)} | ${fixed(o.refusedMs.p99, 1)} | ${fixed(o.generatorLagMaxMs ?? 0, 0)} |`)
     }
     out.push('')
   }
