@@ -235,39 +235,25 @@ try {
   if (capacity > 0) {
     const overloadSeconds = settings.quick ? 2 : 8
     const giveUpMs = 2000
-    // Enough connections that the api, not the client's pool, holds the queue: it can only refuse what
-    // it can see. With 512 (the earlier run) the pool queued seconds of requests while the api held at
-    // most 512, about 70 ms of work: its event-loop delay never crossed the limit, so it never shed.
-    const connections = 4000
+    // Requests are pipelined on busy connections (bench/lib/open-loop.ts), so the queue builds in the
+    // api's socket buffers, where it can see it and refuse. Through undici's pool (the earlier run) the
+    // client held the queue: the api held at most one request per connection, about 70 ms of work, its
+    // event-loop delay never crossed the limit, and it never shed.
+    const connections = 256
     for (const [target, name] of [[apiShed, 'default shedding (OVERLOAD_* defaults)'], [api, 'shedding off (OVERLOAD_*=0)']] as const) {
       log(`overload: ${name}`)
-      await load.startRate([{
-        name,
-        url: target.url,
-        path: '/claims',
-        rate: 2 * capacity,
-        connections,
-        mix: [{ kind: 'valid, unique', weight: 1, tokensFile: files.unique }]
-      }])
-      await new Promise((resolve) => setTimeout(resolve, overloadSeconds * 1000))
-      const [first, ...rest] = await load.stopRate()
-      const samples = [first, ...rest].filter((sample) => sample !== undefined)
-      const statusCounts: Record<string, number> = {}
-      const byStatus: Record<string, number[]> = {}
-      let dropped = 0
-      let generatorLagMaxMs = 0
-      for (const sample of samples) {
-        dropped += sample.dropped
-        generatorLagMaxMs = Math.max(generatorLagMaxMs, sample.generatorLagMaxMs ?? 0)
-        for (const counts of Object.values(sample.byKind)) for (const [status, n] of Object.entries(counts)) statusCounts[status] = (statusCounts[status] ?? 0) + n
-        for (const [status, values] of Object.entries(sample.latenciesByStatus)) (byStatus[status] ??= []).push(...values)
-      }
+      // The same warm-up as every row: apiShed has served nothing yet, and a cold process compiling its
+      // hot paths under twice its capacity measures the JIT, not the shedding.
+      await load.run({ url: target.url, path: '/claims', connections: 50, durationSeconds: settings.warmupSeconds, tokensFile: files.unique })
+      const result = await load.openLoop({ url: target.url, path: '/claims', rate: 2 * capacity, connections, seconds: overloadSeconds, drainMs: 15_000, tokensFile: files.unique })
+      const { statusCounts, generatorLagMaxMs } = result
+      const byStatus = result.latenciesByStatus
       const spread = (values: number[] = []) => {
         const sorted = Float64Array.from(values).sort()
         const at = (p: number) => sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0
         return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 }
       }
-      const sent = Object.values(statusCounts).reduce((a, b) => a + b, 0)
+      const sent = result.sent
       // Answers that came after the client's deadline: work done for a caller that had given up.
       const late = Object.values(byStatus).flat().filter((ms) => ms > giveUpMs).length
       overload.push({
@@ -280,7 +266,6 @@ try {
         sent,
         statusCounts,
         late: late + (statusCounts['no answer'] ?? 0),
-        dropped,
         generatorLagMaxMs,
         acceptedMs: spread(byStatus['200']),
         refusedMs: spread(byStatus['503']),
@@ -368,7 +353,7 @@ try {
     targets.push({
       goal: `past capacity (2x row 3, open loop) the api refuses fast: nothing answered after its client's ${shed.giveUpMs} ms deadline, 503 with Retry-After for what it cannot serve`,
       measured: `${(shed.shareRefused * 100).toFixed(0)}% refused, ${shed.late} of ${shed.sent} answered after the deadline, accepted p99 ${shed.acceptedMs.p99.toFixed(0)} ms${overload[1] ? ` (without shedding: ${overload[1].late} late, accepted p99 ${overload[1].acceptedMs.p99.toFixed(0)} ms)` : ''}`,
-      met: shed.late === 0 && shed.dropped === 0
+      met: shed.late === 0
     })
   }
   if (burst) {

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Agent, Pool, request } from 'undici'
+import { runOpenLoop } from './open-loop.ts'
 import type { BurstResult, LoadMessage, LoadResult, RateSample, RateStream } from './load.ts'
 
 interface AutocannonInstance {
@@ -211,6 +212,10 @@ function handle (message: LoadMessage): Promise<unknown> {
     case 'rate-start': return Promise.resolve(startRate(message))
     case 'rate-sample': return Promise.resolve(sampleRate())
     case 'rate-stop': return stopRate()
+    case 'open-loop': {
+      const { kind: _, tokensFile, ...options } = message
+      return runOpenLoop({ ...options, tokens: JSON.parse(readFileSync(tokensFile, 'utf8')) as string[] })
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import type { OpenLoopOptions, OpenLoopResult } from './open-loop.ts'
 
 export interface LoadOptions {
   url: string
@@ -58,6 +59,7 @@ export type LoadMessage =
   | { kind: 'rate-start', streams: RateStream[] }
   | { kind: 'rate-sample' }
   | { kind: 'rate-stop' }
+  | ({ kind: 'open-loop', tokensFile: string } & Omit<OpenLoopOptions, 'tokens'>)
 
 export interface LoadResult {
   requests: number
@@ -104,6 +106,11 @@ export class LoadGenerator {
 
   async sampleRate (): Promise<RateSample[]> {
     return await this.send({ kind: 'rate-sample' }) as RateSample[]
+  }
+
+  /** A fixed rate over raw sockets (open-loop.ts): the overload row. */
+  async openLoop (options: Omit<OpenLoopOptions, 'tokens'> & { tokensFile: string }): Promise<OpenLoopResult> {
+    return await this.send({ kind: 'open-loop', ...options }) as OpenLoopResult
   }
 
   async stopRate (): Promise<RateSample[]> {
