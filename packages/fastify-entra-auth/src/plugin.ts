@@ -118,11 +118,22 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     acceptedCache: cache
   })
 
-  /** Answers the refusal itself and says so (true), or puts the identity on the request (false). */
-  async function authenticate (request: FastifyRequest, reply: FastifyReply, roles: readonly string[]): Promise<boolean> {
-    const started = performance.now()
+  /** Puts an accepted caller's identity on the request and counts it. */
+  function accept (request: FastifyRequest, identity: Identity, started: number, fromCache: boolean): void {
+    metrics.record('accepted', 'none', (performance.now() - started) / 1000, fromCache)
+    request.identity = identity
+  }
+
+  /** Answers the refusal and counts it. */
+  function refuse (request: FastifyRequest, reply: FastifyReply, denied: Rejection, started: number, fromCache: boolean | undefined): void {
+    metrics.record(resultOf(denied.status), denied.reason, (performance.now() - started) / 1000, fromCache)
+    request.log.info({ auth: { status: denied.status, reason: denied.reason } }, 'request not authorized')
+    send(reply, denied)
+  }
+
+  /** The whole check, for everything but a held token with the route's role: true when it answered a refusal. */
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, roles: readonly string[], parsed: ReturnType<typeof parseAuthorization>, started: number): Promise<boolean> {
     let outcome: ValidationResult
-    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
     if (tokenInQuery(request.url)) {
       // With or without a header: the URI query method (RFC 6750 §2.3) is a parameter this api does not
       // support, so 400 invalid_request (§3.1) telling the client where the token goes, not a 401 that
@@ -140,16 +151,12 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
       }
     }
     const denied = outcome.ok ? authorize(outcome.identity, roles) : withRequiredRoles(outcome, roles)
-    const seconds = (performance.now() - started) / 1000
     const fromCache = outcome.ok ? outcome.fromCache : undefined
     if (denied) {
-      metrics.record(resultOf(denied.status), denied.reason, seconds, fromCache)
-      request.log.info({ auth: { status: denied.status, reason: denied.reason } }, 'request not authorized')
-      send(reply, denied)
+      refuse(request, reply, denied, started, fromCache)
       return true
     }
-    metrics.record('accepted', 'none', seconds, fromCache)
-    request.identity = (outcome as { identity: Identity }).identity
+    accept(request, (outcome as { identity: Identity }).identity, started, fromCache as boolean)
     return false
   }
 
@@ -171,9 +178,22 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
   })
   // A root onRequest hook covers every route whenever it was registered, so a route that declares
   // config.auth can never end up unprotected by plugin order; routes without it pay one property read.
-  fastify.addHook('onRequest', async (request, reply) => {
+  //
+  // A callback hook, not an async one: a managed identity's token, held in the verified-token cache, is
+  // answered synchronously, without the three promises and microtask turns of the async path, which
+  // were a third of what auth added to a reused-token request (bench row 2 against row 1b).
+  fastify.addHook('onRequest', (request, reply, done) => {
     const roles = request.routeOptions.config.auth?.roles
-    if (roles !== undefined && await authenticate(request, reply, roles)) return reply
+    if (roles === undefined) { done(); return }
+    const started = performance.now()
+    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
+    const held = parsed.ok && !tokenInQuery(request.url) ? validate.cached(parsed.token) : undefined
+    if (held !== undefined && authorize(held, roles) === null) {
+      accept(request, held, started, true)
+      done()
+      return
+    }
+    authenticate(request, reply, roles, parsed, started).then((answered) => { if (!answered) done() }, done)
   })
   fastify.addHook('onClose', async () => {
     keyStore.stop()

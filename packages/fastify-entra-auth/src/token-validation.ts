@@ -449,7 +449,14 @@ function checkHeader (rawHeader: string): CheckedHeader | Rejection {
 const HEADER_MEMO_SIZE = 64
 const HEADER_MEMO_MAX_LENGTH = 512
 
-export function createTokenValidator (options: ValidatorOptions): (token: string) => Promise<ValidationResult> {
+/**
+ * validate(token): the whole check, an identity or a rejection; never throws. validate.cached(token): the
+ * identity if the verified-token cache holds this exact token (and its key is still current), else
+ * undefined, synchronously: what lets a caller answer the reused-token case without a promise.
+ */
+export type TokenValidator = ((token: string) => Promise<ValidationResult>) & { cached: (token: string) => Identity | undefined }
+
+export function createTokenValidator (options: ValidatorOptions): TokenValidator {
   const anyTenant = options.tenants === '*'
   const tenants = new Set(anyTenant ? [] : options.tenants)
   const versions = new Set<string>(options.versions)
@@ -507,7 +514,9 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     })
   }
 
-  return async function validate (token: string): Promise<ValidationResult> {
+  const cached = (token: string): Identity | undefined => token.length > maxTokenBytes ? undefined : accepted?.get(token, keys)
+
+  return Object.assign(async function validate (token: string): Promise<ValidationResult> {
     if (token.length > maxTokenBytes) return invalid('malformed', 'the token is too large')
     const remembered = accepted?.get(token, keys)
     if (remembered !== undefined) return { ok: true, identity: remembered, fromCache: true }
@@ -592,7 +601,7 @@ export function createTokenValidator (options: ValidatorOptions): (token: string
     if ('ok' in result) return result
     accepted?.set(token, { identity: result, bytes: acceptedEntryBytes(token, payloadJson), key, tid, version, kid, keyIssuer })
     return { ok: true, identity: result, fromCache: false }
-  }
+  }, { cached })
 }
 
 /** App-role authorization: any one of the route's roles suffices (Microsoft.Identity.Web's ValidateAppRole). */
