@@ -55,7 +55,10 @@ try {
   await issuer.close()
   rmSync(work, { recursive: true, force: true })
 }
-const file = readdirSync(outDir).filter((name) => name.endsWith('.cpuprofile')).sort().at(-1)
-if (!file) throw new Error(`no .cpuprofile in ${outDir}: did the api exit cleanly?`)
-process.stdout.write(`${join(outDir, file)}\n`)
-process.stdout.write(formatSummary(summarize(join(outDir, file)), Number(args.top)))
+// One profile per thread (node --cpu-prof): the main thread's, and the signature worker's when there is one.
+const files = readdirSync(outDir).filter((name) => name.endsWith('.cpuprofile')).sort()
+if (files.length === 0) throw new Error(`no .cpuprofile in ${outDir}: did the api exit cleanly?`)
+for (const file of files) {
+  process.stdout.write(`${join(outDir, file)}\n`)
+  process.stdout.write(formatSummary(summarize(join(outDir, file)), Number(args.top)))
+}
