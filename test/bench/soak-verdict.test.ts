@@ -78,6 +78,20 @@ test('RSS growth over 10% after the first minute fails the run; growth during th
   assert.ok((verdict(settled, [], 180).rssGrowth.api ?? 0) > 0.005)
 })
 
+test('a run of 4 minutes or more: RSS that settles after a two-minute ramp passes; RSS still growing in the second half fails', () => {
+  const times = Array.from({ length: 61 }, (_, i) => i * 10)
+  // The caller of a 10-minute soak: a ramp over minutes 1-2, then 348 -> 366 MB over the last eight.
+  const settling = times.map((t) => sample({ t, rss: t <= 120 ? 278 + (t / 120) * 70 : 348 + ((t - 120) / 480) * 18 }))
+  const settled = verdict(settling, [], 600)
+  assert.equal(settled.passed, true, settled.failures.join('\n'))
+  assert.ok((settled.rssGrowth.api ?? 0) > 0.01 && (settled.rssGrowth.api ?? 0) < 0.05)
+  // A leak of 3 MB a minute on 200 MB: 7% from the minute before the middle to the last minute.
+  const leaking = times.map((t) => sample({ t, rss: 200 + (t / 60) * 3 }))
+  const leaked = verdict(leaking, [], 600)
+  assert.equal(leaked.passed, false)
+  assert.match(leaked.failures.join('\n'), /^api: RSS grew 7\.0% from 240-300 s to the last 60 s \(median 214 -> 229 MB\)$/m)
+})
+
 test('a fault that mock-imds refused fails the run (the schedule did not happen)', () => {
   const result = verdict(steady(), [{ t: 30, what: 'keys rotated', ok: false, detail: '404' }], 180)
   assert.deepEqual(result.failures, ['schedule: "keys rotated" failed at mock-imds (404)'])
