@@ -13,9 +13,10 @@ export {
 } from './options.ts'
 export {
   NUMERIC_DATE_RANGE, REASONS, SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, isCanonicalBase64url, parseAuthorization, withRequiredRoles,
-  type Acceptance, type Identity, type KeyProvider, type Reason, type Rejection, type TokenVersion,
+  type Acceptance, type Identity, type KeyProvider, type Reason, type Rejection, type SignatureChecks, type TokenValidator, type TokenVersion,
   type ValidationResult, type ValidatorOptions
 } from './token-validation.ts'
+export { SignatureWorker } from './signature-worker.ts'
 export {
   KID_PATTERN, KeyStore,
   type KeyLookup, type KeyStoreLogger, type KeyStoreOptions, type SigningKey, type VerifierSettings, type VerifyOutcome
