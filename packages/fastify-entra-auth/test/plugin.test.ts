@@ -14,7 +14,7 @@ test('exports: the plugin as default and named, wrapped once by fastify-plugin w
   const meta = (fastifyEntraAuth as unknown as Record<symbol, { name: string, fastify: string }>)[Symbol.for('plugin-meta')]
   assert.deepEqual({ name: meta?.name, fastify: meta?.fastify }, { name: 'fastify-entra-auth', fastify: '5.x' })
   assert.deepEqual(Object.keys(entry).sort(), [
-    'DEFAULTS', 'ENTRA_CLOUD_HOSTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'NUMERIC_DATE_RANGE', 'REASONS', 'SCOPE_TOKEN', 'authorize', 'cloudHostsOf', 'createAuthMetrics',
+    'DEFAULTS', 'ENTRA_CLOUD_HOSTS', 'EntraAuthOptionsError', 'KID_PATTERN', 'KeyStore', 'NUMERIC_DATE_RANGE', 'REASONS', 'SCOPE_TOKEN', 'SignatureWorker', 'authorize', 'cloudHostsOf', 'createAuthMetrics',
     'createTokenValidator', 'default', 'expandAudiences', 'fastifyEntraAuth', 'isCanonicalBase64url', 'jwksUriAllowed', 'parseAuthorization', 'resolveOptions', 'withRequiredRoles'
   ])
 })
