@@ -31,7 +31,7 @@ export interface Overload {
   statusCounts: Record<string, number>
   /** Answered after giveUpMs (work for a caller already gone), or never. */
   late: number
-  /** How late the generator's send timer fired at most (RateSample.generatorLagMaxMs). */
+  /** How late the generator's send timer fired at most, in ms (OpenLoopResult.generatorLagMaxMs). */
   generatorLagMaxMs?: number
   acceptedMs: { p50: number, p99: number, max: number }
   refusedMs: { p50: number, p99: number, max: number }
