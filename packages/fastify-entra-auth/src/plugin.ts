@@ -6,7 +6,7 @@ import { createAuthMetrics, type AuthResult } from './metrics.ts'
 import { SignatureWorker } from './signature-worker.ts'
 import { resolveOptions, type FastifyEntraAuthOptions } from './options.ts'
 import {
-  SCOPE_TOKEN, authorize, createTokenValidator, expandAudiences, parseAuthorization, withRequiredRoles,
+  SCOPE_TOKEN, authorize, bearerCandidate, checkB64token, createTokenValidator, expandAudiences, parseAuthorization, withRequiredRoles,
   type Identity, type Rejection, type ValidationResult
 } from './token-validation.ts'
 
@@ -36,6 +36,13 @@ export interface EntraAuth {
   keyStore: KeyStore
   /** The framework-free validator the hook uses: token text -> identity or RFC 6750 rejection. */
   validate: (token: string) => Promise<ValidationResult>
+  /**
+   * How long the oldest signature check sent to the worker thread has waited for its answer, in ms; 0
+   * when none is waiting or with `signatureChecks: 'event-loop'` (where the event loop's own delay
+   * shows the backlog). Read it in a load shedder next to the event loop's delay: past capacity the
+   * checks queue on the worker while the loop still looks idle.
+   */
+  signatureCheckDelayMs: () => number
 }
 
 const resultOf = (status: Rejection['status']): AuthResult =>
@@ -163,7 +170,8 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
   fastify.decorate('entraAuth', {
     notReadyReason: () => keyStore.notReadyReason(),
     keyStore,
-    validate
+    validate,
+    signatureCheckDelayMs: () => signatureWorker?.delayMs() ?? 0
   } satisfies EntraAuth)
   fastify.decorateRequest('identity', null)
   // A role goes into the scope attribute of a 403 challenge: one that cannot (a space, a quote, a
@@ -186,14 +194,14 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     const roles = request.routeOptions.config.auth?.roles
     if (roles === undefined) { done(); return }
     const started = performance.now()
-    const parsed = parseAuthorization(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
-    const held = parsed.ok && !tokenInQuery(request.url) ? validate.cached(parsed.token) : undefined
+    const bearer = bearerCandidate(authorizationValues(request.raw.rawHeaders), maxTokenBytes)
+    const held = typeof bearer === 'string' && !tokenInQuery(request.url) ? validate.cached(bearer) : undefined
     if (held !== undefined && authorize(held, roles) === null) {
       accept(request, held, started, true)
       done()
       return
     }
-    authenticate(request, reply, roles, parsed, started).then((answered) => { if (!answered) done() }, done)
+    authenticate(request, reply, roles, typeof bearer === 'string' ? checkB64token(bearer) : bearer, started).then((answered) => { if (!answered) done() }, done)
   })
   fastify.addHook('onClose', async () => {
     keyStore.stop()

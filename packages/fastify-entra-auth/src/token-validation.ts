@@ -273,6 +273,17 @@ export function expandAudiences (audiences: string[]): string[] {
  * invalid_token; no Bearer credentials at all is 401 with reason missing_token.
  */
 export function parseAuthorization (values: readonly string[], maxTokenBytes: number): { ok: true, token: string } | Rejection {
+  const token = bearerCandidate(values, maxTokenBytes)
+  return typeof token === 'string' ? checkB64token(token) : token
+}
+
+/**
+ * parseAuthorization's first half: the one Bearer credential's text, or the rejection, without the
+ * b64token check over its characters. What the plugin looks up in the verified-token cache: a token the
+ * cache holds passed isCanonicalBase64url on all three segments, whose alphabet and dots lie within
+ * b64token, so its exact text needs no second pass (about 1.3 µs on a 1.4 KB token).
+ */
+export function bearerCandidate (values: readonly string[], maxTokenBytes: number): string | Rejection {
   if (values.length === 0) return invalid('missing_token', 'a Bearer token is required')
   if (values.length > 1) return reject(400, 'malformed', 'exactly one Authorization header is allowed')
   const value = trimOws(values[0] as string)
@@ -283,6 +294,11 @@ export function parseAuthorization (values: readonly string[], maxTokenBytes: nu
   if (start === 6 || start === value.length) return reject(400, 'malformed', 'the Authorization header must be exactly one Bearer token')
   const token = value.slice(start)
   if (token.length > maxTokenBytes) return invalid('malformed', 'the token is too large')
+  return token
+}
+
+/** parseAuthorization's second half: the credential is one b64token (RFC 6750 §2.1). */
+export function checkB64token (token: string): { ok: true, token: string } | Rejection {
   // One pass over the token when it is well formed: a b64token has no whitespace, so the whitespace
   // test (several words: 400) is needed only for one that is not.
   if (B64TOKEN.test(token)) return { ok: true, token }

@@ -7,7 +7,7 @@ import { Registry } from 'prom-client'
 import fastifyEntraAuth from '../src/index.ts'
 import type { KeyLookup, SigningKey } from '../src/key-store.ts'
 import { resolveOptions } from '../src/options.ts'
-import { SignatureWorker } from '../src/signature-worker.ts'
+import { MAX_BATCH, SignatureWorker } from '../src/signature-worker.ts'
 import { acceptedEntryBytes, createTokenValidator, type KeyProvider, type TokenVersion } from '../src/token-validation.ts'
 import { API_CLIENT_ID, TENANT, TestAuthority, appClaims, createTestKey, mint, v2Issuer, type TestKey } from './helpers/authority.ts'
 
@@ -238,6 +238,30 @@ describe('signatureChecks', () => {
     assert.deepEqual(await Promise.all(held), [true, false])
     assert.equal(errors.length, 1, 'the failure is reported once')
     assert.deepEqual(await Promise.all([worker.check(key.publicKey, valid, inline(valid)), worker.check(key.publicKey, forged, inline(forged))]), [true, false])
+    await worker.close()
+  })
+
+  test('SignatureWorker: a round of more checks than MAX_BATCH goes in several messages, answered in order; delayMs is the oldest unanswered batch\'s wait', async () => {
+    const key = createTestKey()
+    const worker = new SignatureWorker({ onError: (error) => { throw error } })
+    const valid = mint(key)
+    const dot = valid.lastIndexOf('.')
+    // Same length, other bytes: each is a full RSA check that fails.
+    const forged = (i: number) => { const bytes = Buffer.from(valid.slice(dot + 1), 'base64url'); bytes.writeUInt16BE(i, 0); return `${valid.slice(0, dot)}.${bytes.toString('base64url')}` }
+    const tokens = Array.from({ length: MAX_BATCH * 3 + 7 }, (_, i) => i % 100 === 0 ? valid : forged(i))
+    const posted: unknown[] = []
+    const thread = (worker as unknown as { worker: { postMessage: (message: unknown) => void } }).worker
+    const post = thread.postMessage.bind(thread)
+    thread.postMessage = (message) => { posted.push(message); post(message) }
+    assert.equal(worker.delayMs(), 0, 'nothing owed')
+    const answers = Promise.all(tokens.map((token) => worker.check(key.publicKey, token, () => { throw new Error('not inline') })))
+    await new Promise((resolve) => setImmediate(resolve))
+    const batches = posted.filter((message) => (message as { tokens?: string[] }).tokens !== undefined) as Array<{ tokens: string[] }>
+    assert.deepEqual(batches.map((batch) => batch.tokens.length), [MAX_BATCH, MAX_BATCH, MAX_BATCH, 7])
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    assert.ok(worker.delayMs() > 0, 'answers are owed: the oldest batch has been waiting')
+    assert.deepEqual(await answers, tokens.map((token) => token === valid))
+    assert.equal(worker.delayMs(), 0, 'everything answered')
     await worker.close()
   })
 
