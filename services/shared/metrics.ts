@@ -33,11 +33,13 @@ export const metricsPlugin = fp<MetricsOptions>(async (fastify, options) => {
 
   fastify.decorate('metrics', registry)
 
-  fastify.addHook('onResponse', async (request, reply) => {
-    if (request.routeOptions.config.metrics === false) return
+  // A callback hook, and routeOptions read once: Fastify builds a new object on every read of it, and an
+  // async hook costs a promise per request (together about 1 µs a request, bench row 1b against row 1).
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const { config, url } = request.routeOptions
     // The route template, never the raw URL: labels must stay bounded.
-    const route = request.routeOptions.url ?? 'unmatched'
-    duration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    if (config.metrics !== false) duration.observe({ method: request.method, route: url ?? 'unmatched', status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    done()
   })
 
   fastify.get('/metrics', { config: { metrics: false }, logLevel: 'warn' }, async (_request, reply) => {
