@@ -36,6 +36,7 @@ const api = await startApi(issuer.url, {
   NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${outDir}`,
   OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
   OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
+  OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: '0',
   ...(args['event-loop'] ? { AUTH_SIGNATURE_CHECKS: 'event-loop' } : {}),
   // Any other api setting to compare, e.g. --env AUTH_TOKEN_CACHE_SIZE=0.
   ...Object.fromEntries((args.env ?? []).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))

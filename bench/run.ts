@@ -74,7 +74,7 @@ try {
   // Every target starts before the first row and stays up: rows run interleaved, round after round.
   // The rows measure what a request costs, so their api does not shed load (a busy machine's
   // scheduling hiccups would otherwise turn into 503s); apiShed runs the defaults, for the overload row.
-  const noShedding = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0' }
+  const noShedding = { OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0', OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: '0' }
   const [bare, bareWithMetrics, api, apiInfo, apiShed, apiInline, mock, ...peerTargets] = await Promise.all([
     startTarget('bare-api.ts', {}).then(track),
     startTarget('bare-api.ts', { BARE_METRICS: '1', BARE_BODY: JSON.stringify(mint.claims()) }).then(track),

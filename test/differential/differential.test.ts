@@ -119,6 +119,7 @@ async function serviceApi (env: Record<string, string>): Promise<ApiUnderTest> {
     // its own tests cover it; any 503 left fails the run.
     OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
     OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
+    OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: '0',
     ...env
   })
   const app = await buildApp(config, server)

@@ -5,12 +5,14 @@ import { loggerOptions } from '../../shared/logger.ts'
 import { metricsPlugin } from '../../shared/metrics.ts'
 import { notFoundPlugin } from '../../shared/not-found.ts'
 import type { ApiConfig } from './config.ts'
-import { overloadPlugin } from './plugins/overload.ts'
+import { OverloadGate, overloadPlugin } from './plugins/overload.ts'
 import { claimsRoutes } from './routes/claims.ts'
 
 /** The api: shared metrics and health, load shedding, Entra authentication from fastify-entra-auth, the routes. Never listens. */
 export async function buildApp (config: ApiConfig, options: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: loggerOptions(config.LOG_LEVEL), ...options })
+  // Refusals past capacity are answered in front of Fastify, where they cost a fraction of a request.
+  const gate = new OverloadGate()
+  const app = Fastify({ logger: loggerOptions(config.LOG_LEVEL), serverFactory: gate.serverFactory, ...options })
   await app.register(metricsPlugin, { defaultLabels: { service: 'api' } })
   await app.register(healthPlugin)
   await app.register(notFoundPlugin)
@@ -18,6 +20,10 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
   await app.register(overloadPlugin, {
     maxEventLoopDelayMs: config.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS,
     maxEventLoopUtilization: config.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION,
+    maxSignatureCheckDelayMs: config.OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS,
+    // Read at each sample, so also before the auth plugin below has registered.
+    signatureCheckDelayMs: () => app.hasDecorator('entraAuth') ? app.entraAuth.signatureCheckDelayMs() : 0,
+    gate,
     sampleIntervalMs: config.OVERLOAD_SAMPLE_INTERVAL_MS,
     retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS
   })

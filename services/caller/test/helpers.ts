@@ -55,7 +55,7 @@ export async function startBackend (t: TestContext, mockEnv: Record<string, stri
   // The api's load shedding is off: it is the api's own test subject, and on a busy machine it
   // would answer the caller's bursts with 503 overloaded, which says nothing about the caller.
   const api = await startService('api', {
-    env: { ...apiEnv(mock.url, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0' },
+    env: { ...apiEnv(mock.url, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0', OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: '0' },
     timeoutMs: startTimeoutMs
   })
   t.after(() => api.stop())

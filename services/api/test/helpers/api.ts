@@ -24,6 +24,7 @@ export async function startApi (authorityUrl: string, env: Record<string, string
     // loop. test/overload.test.ts turns it on.
     OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
     OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0',
+    OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: '0',
     ...env
   })
   const logs: Array<Record<string, unknown>> = []
