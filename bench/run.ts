@@ -252,7 +252,7 @@ try {
         // The same warm-up as every row: apiShed has served nothing yet, and a cold process compiling its
         // hot paths under twice its capacity measures the JIT, not the shedding.
         await load.run({ url: target.url, path: '/claims', connections: 50, durationSeconds: settings.warmupSeconds, tokensFile: files.unique })
-        const result = await load.openLoop({ url: target.url, path: '/claims', rate, connections, seconds: overloadSeconds, drainMs: 15_000, tokensFile: files.unique })
+        const result = await load.openLoop({ url: target.url, path: '/claims', rate, connections, seconds: overloadSeconds, drainMs: 15_000, deadlineMs: giveUpMs, tokensFile: files.unique })
         const { statusCounts, generatorLagMaxMs } = result
         const byStatus = result.latenciesByStatus
         const spread = (values: number[] = []) => {
@@ -273,6 +273,7 @@ try {
           sent,
           statusCounts,
           late: late + (statusCounts['no answer'] ?? 0),
+          lateByDueSecond: result.lateByDueSecond,
           generatorLagMaxMs,
           acceptedMs: spread(byStatus['200']),
           refusedMs: spread(byStatus['503']),

@@ -18,6 +18,8 @@ export interface OpenLoopOptions {
   tokens: string[]
   /** After the last request is due, how long to wait for answers before counting the rest as never answered. */
   drainMs: number
+  /** The client's deadline, in ms from when a request was due: later answers are counted in lateByDueSecond. */
+  deadlineMs: number
 }
 
 export interface OpenLoopResult {
@@ -27,6 +29,11 @@ export interface OpenLoopResult {
   statusCounts: Record<string, number>
   /** Latency from when each request was due, in ms, by status. */
   latenciesByStatus: Record<string, number[]>
+  /**
+   * Answers after the deadline (or never), by the second of the run in which their request was due: a
+   * start-up transient and a queue that builds all along read differently.
+   */
+  lateByDueSecond: number[]
   /** How late the send timer fired at most, in ms: the generator's own lag. */
   generatorLagMaxMs: number
   elapsedSeconds: number
@@ -45,6 +52,8 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
   const { hostname, port } = new URL(options.url)
   const requests = options.tokens.map((token) => Buffer.from(`GET ${options.path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${token}\r\n\r\n`, 'latin1'))
   const statusCounts: Record<string, number> = {}
+  // Set again when the first request is due; declared here for countLate.
+  let started = performance.now()
   const latenciesByStatus: Record<string, number[]> = {}
   const record = (status: string, latency: number) => {
     statusCounts[status] = (statusCounts[status] ?? 0) + 1;
@@ -75,14 +84,23 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
       const status = buffer.slice(9, 12)
       connection.buffer = buffer.slice(end)
       const due = connection.due.shift()
-      if (due !== undefined) record(status, performance.now() - due)
+      if (due !== undefined) {
+        const latency = performance.now() - due
+        record(status, latency)
+        if (latency > options.deadlineMs) countLate(due)
+      }
     }
   }
 
+  const lateByDueSecond = Array.from({ length: Math.ceil(options.seconds) }, () => 0)
+  const countLate = (due: number) => {
+    const second = Math.min(lateByDueSecond.length - 1, Math.floor((due - started) / 1000))
+    lateByDueSecond[second] = (lateByDueSecond[second] ?? 0) + 1
+  }
   let sent = 0
   let next = 0
   let generatorLagMaxMs = 0
-  const started = performance.now()
+  started = performance.now()
   let lastTick = started
   const total = Math.round(options.rate * options.seconds)
   await new Promise<void>((resolve) => {
@@ -112,7 +130,8 @@ export async function runOpenLoop (options: OpenLoopOptions): Promise<OpenLoopRe
   while (performance.now() < deadline && connections.some((connection) => connection.due.length > 0)) await new Promise((resolve) => setTimeout(resolve, 20))
   for (const connection of connections) {
     if (connection.due.length > 0) statusCounts['no answer'] = (statusCounts['no answer'] ?? 0) + connection.due.length
+    for (const due of connection.due) countLate(due)
     connection.socket.destroy()
   }
-  return { sent, statusCounts, latenciesByStatus, generatorLagMaxMs, elapsedSeconds: (performance.now() - started) / 1000 }
+  return { sent, statusCounts, latenciesByStatus, lateByDueSecond, generatorLagMaxMs, elapsedSeconds: (performance.now() - started) / 1000 }
 }

@@ -31,6 +31,8 @@ export interface Overload {
   statusCounts: Record<string, number>
   /** Answered after giveUpMs (work for a caller already gone), or never. */
   late: number
+  /** The late ones by the second of the run their request was due in (OpenLoopResult.lateByDueSecond). */
+  lateByDueSecond?: number[]
   /** How late the generator's send timer fired at most, in ms (OpenLoopResult.generatorLagMaxMs). */
   generatorLagMaxMs?: number
   acceptedMs: { p50: number, p99: number, max: number }
@@ -94,7 +96,7 @@ export function markdown (results: BenchResults): string {
     out.push('Overload: twice the capacity measured by row 3 (distinct tokens), and 0.8x row 1 when that is less, offered open loop over raw keep-alive sockets, pipelined when busy (latency counted from when each request was due); "late" counts answers that came after the client\'s deadline, or never.', '')
     out.push('| api | offered req/s | s | connections | sent | 200 | 503 | refused | late | accepted p50 / p99 / max ms | refused p99 ms | generator lag max ms |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|')
     for (const o of results.overload) {
-      out.push(`| ${o.target} | ${Math.round(o.offeredRps)} (${(o.offeredRps / o.capacityRps).toFixed(2)} × ${Math.round(o.capacityRps)}) | ${o.seconds} | ${o.connections} | ${o.sent} | ${o.statusCounts['200'] ?? 0} | ${o.statusCounts['503'] ?? 0} | ${(o.shareRefused * 100).toFixed(0)}% | ${o.late} (deadline ${o.giveUpMs} ms) | ${fixed(o.acceptedMs.p50, 1)} / ${fixed(o.acceptedMs.p99, 1)} / ${fixed(o.acceptedMs.max, 0)} | ${fixed(o.refusedMs.p99, 1)} | ${fixed(o.generatorLagMaxMs ?? 0, 0)} |`)
+      out.push(`| ${o.target} | ${Math.round(o.offeredRps)} (${(o.offeredRps / o.capacityRps).toFixed(2)} × ${Math.round(o.capacityRps)}) | ${o.seconds} | ${o.connections} | ${o.sent} | ${o.statusCounts['200'] ?? 0} | ${o.statusCounts['503'] ?? 0} | ${(o.shareRefused * 100).toFixed(0)}% | ${o.late} (deadline ${o.giveUpMs} ms)${o.late > 0 && o.lateByDueSecond ? `; due in second ${o.lateByDueSecond.map((n, second) => n > 0 ? `${second + 1}: ${n}` : '').filter(Boolean).join(', ')}` : ''} | ${fixed(o.acceptedMs.p50, 1)} / ${fixed(o.acceptedMs.p99, 1)} / ${fixed(o.acceptedMs.max, 0)} | ${fixed(o.refusedMs.p99, 1)} | ${fixed(o.generatorLagMaxMs ?? 0, 0)} |`)
     }
     out.push('')
   }
