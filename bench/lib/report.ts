@@ -70,7 +70,7 @@ function extra (row: Row): string {
     parts.push(`**${row.unexpected} unexpected** (${statuses.map(([s, n]) => `${n}× ${s}`).join(', ') || 'no answer'})`)
   }
   parts.push(...row.notes)
-  if (row.rounds) parts.push(`rounds: ${row.rounds.join(' / ')} req/s`)
+  if (row.rounds) parts.push(`rounds: ${row.rounds.join(' / ')} req/s${row.cpuRounds ? `, ${row.cpuRounds.map((us) => us.toFixed(0)).join(' / ')} µs` : ''}`)
   return parts.join('; ')
 }
 
@@ -103,6 +103,6 @@ export function markdown (results: BenchResults): string {
   out.push('Goals (issue 15, and issue 8 where marked):', '')
   for (const target of results.targets) out.push(`- ${target.met ? 'met' : '**not met**'}: ${target.goal} (measured: ${target.measured})`)
   const s = meta.settings
-  out.push('', `${meta.date}, ${meta.cpus} × ${meta.cpuModel}, Node ${meta.node} (OpenSSL ${meta.openssl}); ${s.connections} connections; every row ${s.rounds > 1 ? `${s.rounds} times, rows interleaved round after round, each time ` : ''}${s.warmupSeconds} s warm-up + ${s.durationSeconds} s measured${s.rounds > 1 ? ' (req/s and percentiles: medians of the rounds; max: the highest)' : ''}; floods once, at the end${s.quick ? ' (--quick: checks the harness, not the speed)' : ''}; load average ${meta.loadavgBefore.join(' ')} before, ${meta.loadavgAfter.join(' ')} after. ${meta.note}`)
+  out.push('', `${meta.date}, ${meta.cpus} × ${meta.cpuModel}, Node ${meta.node} (OpenSSL ${meta.openssl}); ${s.connections} connections; every row ${s.rounds > 1 ? `${s.rounds} times, rows interleaved round after round, each time ` : ''}${s.warmupSeconds} s warm-up + ${s.durationSeconds} s measured${s.rounds > 1 ? ' (req/s, percentiles and CPU: medians of the rounds; max and peak RSS: the highest)' : ''}; floods once, at the end${s.quick ? ' (--quick: checks the harness, not the speed)' : ''}; load average ${meta.loadavgBefore.join(' ')} before, ${meta.loadavgAfter.join(' ')} after. ${meta.note}`)
   return out.join('\n') + '\n'
 }

@@ -34,6 +34,8 @@ export interface Row {
   processes: ProcessStats[]
   /** req/s of each round, when the row ran in several rounds (its rps is their median). */
   rounds?: number[]
+  /** CPU µs per request of each round (its cpuUsPerRequest is their median). */
+  cpuRounds?: number[]
   /** Ratios to Fastify + jose's row of the same kind, and to the bare row (row 1; 6b for the caller). */
   vsJose?: Ratio
   vsBare?: Ratio
@@ -133,7 +135,12 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[middle] ?? 0 : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
 }
 
-/** A row measured in several rounds: medians of req/s and percentiles, sums of counts, the highest peak. */
+/**
+ * A row measured in several rounds: medians of req/s, percentiles, CPU per request and cores, sums of
+ * counts, the highest peak. CPU is a median like the rest: on a shared 2-vCPU machine one disturbed round
+ * costs every row more CPU per request (the committed run of 16:26 had a round at half speed throughout),
+ * and a pooled figure carried that round into every ratio.
+ */
 export function combine (runs: Row[]): Row {
   const [first] = runs
   if (!first) throw new Error('no runs to combine')
@@ -159,8 +166,9 @@ export function combine (runs: Row[]): Row {
     },
     statusCounts,
     unexpected: runs.reduce((sum, run) => sum + run.unexpected, 0),
-    cpuUsPerRequest: requests > 0 ? processes.reduce((sum, p) => sum + p.cpuMs, 0) * 1000 / requests : 0,
-    coresUsed: elapsedSeconds > 0 ? processes.reduce((sum, p) => sum + p.cpuMs, 0) / 1000 / elapsedSeconds : 0,
+    cpuUsPerRequest: median(runs.map((run) => run.cpuUsPerRequest)),
+    cpuRounds: runs.map((run) => run.cpuUsPerRequest),
+    coresUsed: median(runs.map((run) => run.coresUsed)),
     elapsedSeconds,
     peakRssMb: processes[0]?.peakRssMb ?? 0,
     processes,
