@@ -35,8 +35,8 @@ const REFUSAL_BODY = JSON.stringify({ error: 'overloaded', message: 'the api is 
  * through Fastify (request and reply objects, a child logger, the hooks, serialization, the HTTP
  * metrics), a 503 cost about what a whole bench row-1 request costs. At twice row 3's rate the api then
  * fell behind on its refusals alone: 44,286 of 197,968 answers came after the client's 2 s deadline
- * (bench/results, the run before this gate). Here it is Node's parser and one writeHead, and the same
- * run had none late.
+ * (bench/results of 14:23 UTC, before this gate). Here it is Node's parser and one writeHead, and at the
+ * same rate none came late (bench/README.md, "What the committed run says").
  *
  * The decision stays @fastify/under-pressure's (`isUnderPressure()`, set by overloadPlugin through
  * `check`). The gate answers only routes it knows to be protected (static paths of routes with
