@@ -43,6 +43,14 @@ export interface EntraAuth {
    * checks queue on the worker while the loop still looks idle.
    */
   signatureCheckDelayMs: () => number
+  /**
+   * Whether the request's Bearer token (found in its raw headers, `request.raw.rawHeaders` or Node's
+   * `IncomingMessage.rawHeaders`) is held in the verified-token cache now, so that authenticating it costs
+   * no signature check. A load shedder that sheds because signature checks queue (signatureCheckDelayMs)
+   * should let such requests through: refusing them frees nothing, and would let a flood of forged
+   * signatures turn away every caller whose token is already known.
+   */
+  holdsToken: (rawHeaders: string[]) => boolean
 }
 
 const resultOf = (status: Rejection['status']): AuthResult =>
@@ -171,7 +179,11 @@ const plugin: FastifyPluginAsync<FastifyEntraAuthOptions> = async (fastify, rawO
     notReadyReason: () => keyStore.notReadyReason(),
     keyStore,
     validate,
-    signatureCheckDelayMs: () => signatureWorker?.delayMs() ?? 0
+    signatureCheckDelayMs: () => signatureWorker?.delayMs() ?? 0,
+    holdsToken: (rawHeaders) => {
+      const bearer = bearerCandidate(authorizationValues(rawHeaders), maxTokenBytes)
+      return typeof bearer === 'string' && validate.cached(bearer) !== undefined
+    }
   } satisfies EntraAuth)
   fastify.decorateRequest('identity', null)
   // A role goes into the scope attribute of a 403 challenge: one that cannot (a space, a quote, a
