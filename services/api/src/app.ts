@@ -23,6 +23,7 @@ export async function buildApp (config: ApiConfig, options: FastifyServerOptions
     maxSignatureCheckDelayMs: config.OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS,
     // Read at each sample, so also before the auth plugin below has registered.
     signatureCheckDelayMs: () => app.hasDecorator('entraAuth') ? app.entraAuth.signatureCheckDelayMs() : 0,
+    holdsToken: (rawHeaders) => app.hasDecorator('entraAuth') && app.entraAuth.holdsToken(rawHeaders),
     gate,
     sampleIntervalMs: config.OVERLOAD_SAMPLE_INTERVAL_MS,
     retryAfterSeconds: config.OVERLOAD_RETRY_AFTER_SECONDS

@@ -63,10 +63,11 @@ export const ApiConfigSchema = Type.Object({
    * The same for signature checks queued on the worker thread (AUTH_SIGNATURE_CHECKS=worker): refuse
    * while the oldest has waited longer than this many ms. Past capacity they queue there while the event
    * loop still looks idle, so the delay check alone let accepted requests wait seconds (bench/README.md,
-   * "Overload"). 0 turns the check off.
+   * "Overload"). Requests whose token is held in the verified-token cache (no signature check) are still
+   * served while only this check is over. 0 turns the check off.
    */
   OVERLOAD_MAX_SIGNATURE_CHECK_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 100 }),
-  /** How often the event loop is sampled, in ms (at least 10): the shortest refusing or accepting phase. */
+  /** How often the shedding checks are sampled, in ms (at least 10): the shortest refusing or accepting phase. */
   OVERLOAD_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 100 }),
   /** Retry-After of a refusal, in seconds. */
   OVERLOAD_RETRY_AFTER_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 1 })

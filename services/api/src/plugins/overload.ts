@@ -1,4 +1,4 @@
-import underPressure, { TYPE_EVENT_LOOP_DELAY, TYPE_EVENT_LOOP_UTILIZATION, TYPE_HEALTH_CHECK } from '@fastify/under-pressure'
+import underPressure from '@fastify/under-pressure'
 import type { FastifyServerFactory, FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { createServer, type IncomingMessage, type ServerOptions, type ServerResponse } from 'node:http'
@@ -16,6 +16,11 @@ export interface OverloadOptions {
   maxSignatureCheckDelayMs: number
   /** The source of that delay: fastify-entra-auth's `entraAuth.signatureCheckDelayMs`, read at each sample. */
   signatureCheckDelayMs?: () => number
+  /**
+   * Whether a request's token needs no signature check (fastify-entra-auth's `entraAuth.holdsToken`, given
+   * the raw headers): while only the signature-check delay is over its limit, such requests are served.
+   */
+  holdsToken?: (rawHeaders: string[]) => boolean
   /** How often every check is sampled, in ms: the shortest time a refusal or an acceptance phase lasts. */
   sampleIntervalMs: number
   /** The Retry-After of a refusal, in seconds. */
@@ -46,13 +51,17 @@ const REFUSAL_BODY = JSON.stringify({ error: 'overloaded', message: 'the api is 
  */
 export class OverloadGate {
   /** Set by overloadPlugin: the reason to refuse this request now, or undefined to let it through. */
-  check: ((method: string, url: string) => ShedReason | undefined) | undefined
+  check: ((request: IncomingMessage) => ShedReason | undefined) | undefined
   private headers: Record<string, string> = {}
 
   /** Pass as Fastify's `serverFactory`; builds the server as Fastify's own factory does (lib/server.js), plus the gate. */
   readonly serverFactory: FastifyServerFactory = (handler, options: FastifyServerOptions) => {
-    const server = createServer((options as { http?: ServerOptions }).http ?? {}, (request: IncomingMessage, response: ServerResponse) => {
-      const reason = this.check?.(request.method ?? '', request.url ?? '')
+    const { http, https, http2 } = options as { http?: ServerOptions, https?: unknown, http2?: boolean }
+    // TLS ends at the ingress (Container Apps) or the load balancer (VM Scale Sets); failing here beats a
+    // plain-HTTP server that Fastify would announce as https.
+    if (https !== undefined || http2 === true) throw new TypeError('OverloadGate.serverFactory builds an HTTP/1.1 server: the https and http2 options are not supported')
+    const server = createServer(http ?? {}, (request: IncomingMessage, response: ServerResponse) => {
+      const reason = this.check?.(request)
       if (reason === undefined) { handler(request, response); return }
       this.onRefusal?.(reason)
       response.writeHead(503, this.headers).end(REFUSAL_BODY)
@@ -69,11 +78,12 @@ export class OverloadGate {
 
   /** The refusal's headers, the same as the in-Fastify one's. */
   setRetryAfter (seconds: number): void {
+    // In the order Fastify writes them for the in-Fastify refusal.
     this.headers = {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(Buffer.byteLength(REFUSAL_BODY)),
       'retry-after': String(seconds),
-      'cache-control': 'no-store'
+      'cache-control': 'no-store',
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(REFUSAL_BODY))
     }
   }
 }
@@ -83,8 +93,9 @@ export class OverloadGate {
  * (@fastify/under-pressure's delay and utilization checks, sampled every sampleIntervalMs) or signature
  * checks queue on the worker thread (under-pressure's healthCheck, fed by signatureCheckDelayMs), routes
  * that do work for a caller (those that declare config.auth) answer 503 with Retry-After at once,
- * before any token is looked at, so accepted requests keep a bounded latency and refused ones learn it
- * in microseconds. Health, readiness and metrics are never refused: a probe must not restart a replica
+ * before any token is verified, so accepted requests keep a bounded latency and refused ones learn it
+ * in microseconds (while only signature checks queue, callers whose token is held are still served:
+ * reasonFor). Health, readiness and metrics are never refused: a probe must not restart a replica
  * for being busy, and Prometheus must see the overload. Refusals are counted in
  * http_requests_shed_total{reason}. With `gate`, protected routes are refused before Fastify (see
  * OverloadGate).
@@ -102,28 +113,32 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
     signature_check_delay: shed.labels('signature_check_delay')
   } satisfies Record<ShedReason, unknown>
   for (const child of Object.values(series)) child.inc(0)
-  const reasons: Record<string, ShedReason> = {
-    [TYPE_EVENT_LOOP_DELAY]: 'event_loop_delay',
-    [TYPE_EVENT_LOOP_UTILIZATION]: 'event_loop_utilization',
-    [TYPE_HEALTH_CHECK]: 'signature_check_delay'
-  }
   const retryAfter = String(options.retryAfterSeconds)
+  const { maxEventLoopDelayMs, maxEventLoopUtilization, maxSignatureCheckDelayMs } = options
 
-  // under-pressure's own hook for any further signal is its healthCheck: sampled on its own timer,
-  // unhealthy (refusing) while it returns false.
+  // under-pressure's hook for any further signal is its healthCheck: sampled on its own timer, the api
+  // under pressure while it returns false. Which requests that refuses is decided below (reasonFor).
   const signatureDelay = options.signatureCheckDelayMs
-  const checkSignatures = options.maxSignatureCheckDelayMs > 0 && signatureDelay !== undefined
+  const checkSignatures = maxSignatureCheckDelayMs > 0 && signatureDelay !== undefined
   let signaturesBacklogged = false
+  let reportedFailure = false
   await fastify.register(underPressure, {
-    maxEventLoopDelay: options.maxEventLoopDelayMs,
-    maxEventLoopUtilization: options.maxEventLoopUtilization,
+    maxEventLoopDelay: maxEventLoopDelayMs,
+    maxEventLoopUtilization,
     // Over the last sample, not since start (under-pressure's default, 'cumulative').
     eventLoopUtilizationMode: 'interval',
     sampleInterval: options.sampleIntervalMs,
     ...(checkSignatures
       ? {
           healthCheck: async () => {
-            signaturesBacklogged = signatureDelay() > options.maxSignatureCheckDelayMs
+            try {
+              signaturesBacklogged = signatureDelay() > maxSignatureCheckDelayMs
+            } catch (error) {
+              // Fails open: a broken signal must not refuse every request.
+              signaturesBacklogged = false
+              if (!reportedFailure) fastify.log.error({ err: error }, 'the signature-check delay could not be read: that shedding check is off')
+              reportedFailure = true
+            }
             return !signaturesBacklogged
           },
           healthCheckInterval: options.sampleIntervalMs
@@ -132,13 +147,29 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
     // Refusals are answered here rather than through under-pressure's default, which throws an Error
     // into Fastify's error handler: a stack trace and an error log line per refused request, exactly
     // when the api has no time to spare.
-    pressureHandler: (request, reply, type) => {
+    pressureHandler: (request, reply) => {
       if (request.routeOptions.config.auth === undefined) return undefined
-      series[reasons[type] ?? 'event_loop_delay'].inc()
+      const reason = reasonFor(request.raw.rawHeaders)
+      if (reason === undefined) return undefined
+      series[reason].inc()
       // Sent here, so under-pressure calls next() on a reply already sent and Fastify stops there.
       reply.code(503).header('retry-after', retryAfter).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(REFUSAL_BODY)
     }
   })
+
+  /**
+   * Why a protected request is refused now, or undefined to serve it; read only while under-pressure
+   * says the api is past capacity. The event loop's checks refuse everything. The signature-check delay
+   * refuses only what would queue on the worker: a caller whose token is held costs no signature check,
+   * and refusing it would let a flood of forged signatures turn away every known caller.
+   */
+  function reasonFor (rawHeaders: string[]): ShedReason | undefined {
+    const { eventLoopDelay, eventLoopUtilized } = fastify.memoryUsage()
+    if (maxEventLoopDelayMs > 0 && eventLoopDelay > maxEventLoopDelayMs) return 'event_loop_delay'
+    if (maxEventLoopUtilization > 0 && eventLoopUtilized > maxEventLoopUtilization) return 'event_loop_utilization'
+    if (signaturesBacklogged && options.holdsToken?.(rawHeaders) !== true) return 'signature_check_delay'
+    return undefined
+  }
 
   const gate = options.gate
   if (gate === undefined) return
@@ -148,20 +179,16 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
     if (route.config?.auth === undefined || /[:*(]/.test(route.url)) return
     for (const method of ([] as string[]).concat(route.method)) guarded.add(`${method} ${route.url}`)
   })
-  const { maxEventLoopDelayMs, maxEventLoopUtilization } = options
-  // under-pressure's order of checks, for the reason label only.
-  const reasonNow = (): ShedReason => {
-    const { eventLoopDelay, eventLoopUtilized } = fastify.memoryUsage()
-    if (maxEventLoopDelayMs > 0 && eventLoopDelay > maxEventLoopDelayMs) return 'event_loop_delay'
-    if (signaturesBacklogged) return 'signature_check_delay'
-    return maxEventLoopUtilization > 0 && eventLoopUtilized > maxEventLoopUtilization ? 'event_loop_utilization' : 'event_loop_delay'
-  }
   gate.setRetryAfter(options.retryAfterSeconds)
   gate.onRefusal = (reason) => { series[reason].inc() }
-  gate.check = (method, url) => {
+  gate.check = (request) => {
     if (!fastify.isUnderPressure()) return undefined
+    const url = request.url ?? ''
     const query = url.indexOf('?')
-    return guarded.has(`${method} ${query < 0 ? url : url.slice(0, query)}`) ? reasonNow() : undefined
+    return guarded.has(`${request.method ?? ''} ${query < 0 ? url : url.slice(0, query)}`) ? reasonFor(request.rawHeaders) : undefined
   }
-  fastify.addHook('onClose', async () => { gate.check = undefined })
+  // preClose, not onClose: Fastify answers with Connection: close once it is closing, and its server
+  // waits for every connection to end before onClose. A gate still refusing (with keep-alive) would
+  // hold a draining api open until close-with-grace's deadline cut its accepted requests off.
+  fastify.addHook('preClose', (done) => { gate.check = undefined; done() })
 }, { name: 'overload', dependencies: ['metrics'] })
