@@ -261,8 +261,9 @@ try {
           return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 }
         }
         const sent = result.sent
-        // Answers that came after the client's deadline: work done for a caller that had given up.
-        const late = Object.values(byStatus).flat().filter((ms) => ms > giveUpMs).length
+        // Answers that came after the client's deadline (work done for a caller that had given up) or
+        // never, counted by the generator against deadlineMs = giveUpMs.
+        const late = result.lateByDueSecond.reduce((sum, count) => sum + count, 0)
         overload.push({
           target: name,
           capacityRps: capacity,
@@ -272,7 +273,7 @@ try {
           giveUpMs,
           sent,
           statusCounts,
-          late: late + (statusCounts['no answer'] ?? 0),
+          late,
           lateByDueSecond: result.lateByDueSecond,
           generatorLagMaxMs,
           acceptedMs: spread(byStatus['200']),

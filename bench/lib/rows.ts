@@ -31,6 +31,7 @@ export interface Row {
   elapsedSeconds: number
   /** Peak RSS of the row's main process during the row. */
   peakRssMb: number
+  /** Per process; for a row of several rounds, CPU summed over them (cpuUsPerRequest is the rounds' median). */
   processes: ProcessStats[]
   /** req/s of each round, when the row ran in several rounds (its rps is their median). */
   rounds?: number[]
