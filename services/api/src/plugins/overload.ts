@@ -36,12 +36,12 @@ const REFUSAL_BODY = JSON.stringify({ error: 'overloaded', message: 'the api is 
 
 /**
  * The api's HTTP server (Fastify's `serverFactory`) with a refusal in front of Fastify. Past capacity a
- * refusal must cost far less than the request it refuses, or refusing becomes the overload. Answered
- * through Fastify (request and reply objects, a child logger, the hooks, serialization, the HTTP
- * metrics), a 503 cost about what a whole bench row-1 request costs. At twice row 3's rate the api then
- * fell behind on its refusals alone: 44,286 of 197,968 answers came after the client's 2 s deadline
- * (bench/results of 14:23 UTC, before this gate). Here it is Node's parser and one writeHead, and at the
- * same rate none came late (bench/README.md, "What the committed run says").
+ * refusal must cost as little as it can, or refusing becomes the overload. Answered through Fastify
+ * (request and reply objects, a child logger, the hooks, serialization, the HTTP metrics) a 503 cost
+ * 43 µs of the api's CPU at 25,000 req/s, more than a whole bench row-1 request (33 µs); here it is
+ * Node's parser and one writeHead, 36 µs (one throwaway run each, bench/README.md). At twice row 3's rate
+ * the committed run of 14:23 UTC, before this gate, had 44,286 of 197,968 answers after the client's
+ * 2 s deadline; with it, none at that rate in a run against one api.
  *
  * The decision stays @fastify/under-pressure's (`isUnderPressure()`, set by overloadPlugin through
  * `check`). The gate answers only routes it knows to be protected (static paths of routes with
