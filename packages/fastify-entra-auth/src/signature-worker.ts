@@ -38,9 +38,8 @@ export class SignatureWorker {
   private readonly keyIds = new WeakMap<KeyObject, number>()
   private nextKeyId = 1
   private batch: { keyIds: number[], tokens: string[], pending: Pending[] } | undefined
-  private readonly inFlight: Pending[][] = []
-  /** When each batch in inFlight was posted (performance.now()), oldest first. */
-  private readonly postedAt: number[] = []
+  /** Batches the thread owes answers for, oldest first, each with when it was posted (performance.now()). */
+  private readonly inFlight: Array<{ pending: Pending[], postedAt: number }> = []
   private readonly forget = new FinalizationRegistry<number>((id) => { this.worker?.postMessage({ forget: id } satisfies ToWorker) })
   private readonly onError: (error: Error) => void
 
@@ -52,8 +51,7 @@ export class SignatureWorker {
     // of a script run with -e). Small heap limits: it holds a few keys and one batch at a time.
     const worker = new Worker(new URL(file, import.meta.url), { execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 } })
     worker.on('message', (results: Uint8Array) => {
-      const pending = this.inFlight.shift() ?? []
-      this.postedAt.shift()
+      const pending = this.inFlight.shift()?.pending ?? []
       if (this.inFlight.length === 0) worker.unref()
       for (let i = 0; i < pending.length; i++) (pending[i] as Pending).resolve(results[i] === 1)
     })
@@ -98,8 +96,7 @@ export class SignatureWorker {
     }
     // Referenced only while it owes answers: a process waiting for one does not exit under it.
     if (this.inFlight.length === 0) this.worker.ref()
-    this.inFlight.push(batch.pending)
-    this.postedAt.push(performance.now())
+    this.inFlight.push({ pending: batch.pending, postedAt: performance.now() })
     this.worker.postMessage({ keyIds: batch.keyIds, tokens: batch.tokens } satisfies ToWorker)
   }
 
@@ -110,24 +107,22 @@ export class SignatureWorker {
    * seconds late (bench overload row: 76,266 of 177,432 answers after the 2 s deadline without it).
    */
   delayMs (): number {
-    const oldest = this.postedAt[0]
-    return oldest === undefined ? 0 : performance.now() - oldest
+    const oldest = this.inFlight[0]
+    return oldest === undefined ? 0 : performance.now() - oldest.postedAt
   }
 
   private fail (error: Error): void {
     if (this.worker === undefined) return
     this.worker = undefined
-    this.postedAt.length = 0
     this.onError(error)
-    for (const batch of this.inFlight.splice(0)) for (const pending of batch) pending.resolve(pending.inline())
+    for (const batch of this.inFlight.splice(0)) for (const pending of batch.pending) pending.resolve(pending.inline())
   }
 
   /** Stops the thread; checks asked for afterwards are done on the event loop. */
   async close (): Promise<void> {
     const worker = this.worker
     this.worker = undefined
-    this.postedAt.length = 0
-    for (const batch of this.inFlight.splice(0)) for (const pending of batch) pending.resolve(pending.inline())
+    for (const batch of this.inFlight.splice(0)) for (const pending of batch.pending) pending.resolve(pending.inline())
     await worker?.terminate()
   }
 }
