@@ -34,6 +34,16 @@ type ShedReason = 'event_loop_delay' | 'event_loop_utilization' | 'signature_che
 
 const REFUSAL_BODY = JSON.stringify({ error: 'overloaded', message: 'the api is at capacity; retry after the Retry-After delay' })
 
+/** The refusal's headers, one object for both ways of answering it (the gate's writeHead and Fastify's reply). */
+function refusalHeaders (retryAfterSeconds: number): Record<string, string> {
+  return {
+    'retry-after': String(retryAfterSeconds),
+    'cache-control': 'no-store',
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(REFUSAL_BODY))
+  }
+}
+
 /**
  * The api's HTTP server (Fastify's `serverFactory`) with a refusal in front of Fastify. Past capacity a
  * refusal must cost as little as it can, or refusing becomes the overload. Answered through Fastify
@@ -52,7 +62,8 @@ const REFUSAL_BODY = JSON.stringify({ error: 'overloaded', message: 'the api is 
 export class OverloadGate {
   /** Set by overloadPlugin: the reason to refuse this request now, or undefined to let it through. */
   check: ((request: IncomingMessage) => ShedReason | undefined) | undefined
-  private headers: Record<string, string> = {}
+  /** Set by overloadPlugin: the refusal's headers (refusalHeaders). */
+  headers: Record<string, string> = {}
 
   /** Pass as Fastify's `serverFactory`; builds the server as Fastify's own factory does (lib/server.js), plus the gate. */
   readonly serverFactory: FastifyServerFactory = (handler, options: FastifyServerOptions) => {
@@ -75,17 +86,6 @@ export class OverloadGate {
 
   /** Set by overloadPlugin: counts a gate refusal. */
   onRefusal: ((reason: ShedReason) => void) | undefined
-
-  /** The refusal's headers, the same as the in-Fastify one's. */
-  setRetryAfter (seconds: number): void {
-    // In the order Fastify writes them for the in-Fastify refusal.
-    this.headers = {
-      'retry-after': String(seconds),
-      'cache-control': 'no-store',
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(Buffer.byteLength(REFUSAL_BODY))
-    }
-  }
 }
 
 /**
@@ -113,7 +113,7 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
     signature_check_delay: shed.labels('signature_check_delay')
   } satisfies Record<ShedReason, unknown>
   for (const child of Object.values(series)) child.inc(0)
-  const retryAfter = String(options.retryAfterSeconds)
+  const headers = refusalHeaders(options.retryAfterSeconds)
   const { maxEventLoopDelayMs, maxEventLoopUtilization, maxSignatureCheckDelayMs } = options
 
   // under-pressure's hook for any further signal is its healthCheck: sampled on its own timer, the api
@@ -153,7 +153,7 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
       if (reason === undefined) return undefined
       series[reason].inc()
       // Sent here, so under-pressure calls next() on a reply already sent and Fastify stops there.
-      reply.code(503).header('retry-after', retryAfter).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(REFUSAL_BODY)
+      reply.code(503).headers(headers).send(REFUSAL_BODY)
     }
   })
 
@@ -179,7 +179,7 @@ export const overloadPlugin = fp<OverloadOptions>(async (fastify, options) => {
     if (route.config?.auth === undefined || /[:*(]/.test(route.url)) return
     for (const method of ([] as string[]).concat(route.method)) guarded.add(`${method} ${route.url}`)
   })
-  gate.setRetryAfter(options.retryAfterSeconds)
+  gate.headers = headers
   gate.onRefusal = (reason) => { series[reason].inc() }
   gate.check = (request) => {
     if (!fastify.isUnderPressure()) return undefined
