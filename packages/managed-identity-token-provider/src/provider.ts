@@ -12,6 +12,21 @@ export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
    * @default false
    */
   forceRefresh?: boolean
+  /**
+   * For request paths: while the identity endpoint is failing (its last two answers were retryable
+   * failures: a 429, a 5xx, IMDS's 404 or 410, an unreadable answer, a refused connection) and no
+   * fresh token is held, throw
+   * {@link TokenUnavailableError} at once (with `retryAfterMs` until the next attempt, and
+   * `fetching: true`) instead of waiting through the backoff or Retry-After. A call that is waiting
+   * for an attempt in flight is released the moment that attempt fails. Past a failing dependency a
+   * service should refuse fast rather than hold every request for `waitTimeoutMs`. Calls still wait,
+   * up to `waitTimeoutMs`, before any failure (a cold start), through a single failure (a blip such
+   * as IMDS's 404 while it updates: the retry comes within the backoff or Retry-After), and after an
+   * attempt cut at `attemptTimeoutMs` (a slow endpoint is not a failing one; the next attempt may
+   * wait longer).
+   * @default false (wait up to `waitTimeoutMs`, through retries, as a TokenCredential's callers expect)
+   */
+  failFast?: boolean
 }
 
 const silent: Logger = { debug () {}, info () {}, warn () {}, error () {} }
@@ -166,6 +181,7 @@ export class ManagedIdentityTokenProvider implements TokenCredential {
     if (options.abortSignal?.aborted) throw new AbortError('getToken was aborted')
     return await this.#tokensFor(scopes).get({
       forceRefresh: options.forceRefresh,
+      failFast: options.failFast,
       waitTimeoutMs: options.requestOptions?.timeout || undefined,
       abortSignal: options.abortSignal
     })

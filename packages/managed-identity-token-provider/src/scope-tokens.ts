@@ -43,6 +43,8 @@ export interface Logger {
 export interface GetOptions {
   forceRefresh?: boolean | undefined
   waitTimeoutMs?: number | undefined
+  /** See ManagedIdentityGetTokenOptions.failFast. */
+  failFast?: boolean | undefined
   abortSignal?: GetTokenOptions['abortSignal'] | undefined
 }
 
@@ -97,10 +99,18 @@ export class AttemptPace {
 }
 
 /**
+ * How many failed answers in a row make the endpoint "failing" for failFast calls. One is a blip
+ * (IMDS's 404 while it updates, one 429): a call waits through its backoff (a few hundred ms, or the
+ * Retry-After) and is likely served. From the second on, calls are answered at once.
+ */
+const failFastStreak = 2
+
+/**
  * Tokens for one scope (or one set of scopes), closing the SDK's gaps:
  * - single flight: one acquisition at a time, shared by every waiting request and the refresher;
  * - deadlines: a request waits at most waitTimeoutMs (then TokenUnavailableError), an acquisition
- *   runs at most acquisitionDeadlineMs, an attempt at most attemptTimeoutMs;
+ *   runs at most acquisitionDeadlineMs, an attempt at most attemptTimeoutMs; once the endpoint has
+ *   failed twice in a row, a failFast request never waits through a backoff;
  * - retries with full-jitter backoff (or Retry-After) for what Azure calls retryable, none for a
  *   deployment error, which also holds back new attempts for fatalCooldownMs;
  * - our own copy of the last good token, served while it is fresh; a background refresh at a
@@ -128,6 +138,15 @@ export class ScopeTokens {
   readonly #pace: AttemptPace
   /** The attempt in flight, for the message of a request that stops waiting for it. */
   #current: { attempt: number, startedAtMs: number, timeoutMs: number, nextAtMs?: number } | undefined
+  /**
+   * When the running acquisition's next attempt starts, while it waits out a backoff or a Retry-After
+   * and the endpoint is failing: its answers failed twice in a row (failFastStreak).
+   */
+  #retryingAtMs: number | undefined
+  /** Failed answers since the last token (attempts cut for slowness not counted). */
+  #failedAnswers = 0
+  /** Rejects each failFast waiter when an attempt fails: it is not kept waiting through the backoff. */
+  readonly #failFastWaiters = new Set<(error: TokenUnavailableError) => void>()
 
   constructor (options: { scopes: string[], source: AttemptSource, settings: ScopeSettings, pace: AttemptPace, observer: TokenProviderObserver, log: Logger }) {
     this.#scopes = options.scopes
@@ -165,7 +184,14 @@ export class ScopeTokens {
     if (last && !last.retryable && Date.now() < this.#fatalUntilMs) {
       throw this.#unavailable(last.message, last)
     }
-    return this.#accessToken(await this.#waitFor(this.#acquire(), options))
+    const acquisition = this.#acquire()
+    // #acquire has run the acquisition up to its first wait, so #retryingAtMs is current.
+    const retryingAtMs = this.#retryingAtMs
+    if (options.failFast && last !== undefined && retryingAtMs !== undefined) {
+      acquisition.catch(() => {})
+      throw this.#failing(last, retryingAtMs)
+    }
+    return this.#accessToken(await this.#waitFor(acquisition, options))
   }
 
   /**
@@ -219,12 +245,23 @@ export class ScopeTokens {
     })
   }
 
+  /** A failFast call's answer while the endpoint is failing and the next attempt is not yet due. */
+  #failing (last: IdentityEndpointError, nextAtMs: number): TokenUnavailableError {
+    const inMs = Math.max(0, nextAtMs - Date.now())
+    return this.#unavailable(`the identity endpoint is failing, the next attempt is in ${(inMs / 1000).toFixed(1)} s; last failure: ${last.message}`, last, inMs, true)
+  }
+
   async #waitFor (acquisition: Promise<HeldToken>, options: GetOptions): Promise<HeldToken> {
     const waitTimeoutMs = options.waitTimeoutMs ?? this.#settings.waitTimeoutMs
     const signal = options.abortSignal
     let timer: NodeJS.Timeout | undefined
     let onAbort: (() => void) | undefined
+    let onFailure: ((error: TokenUnavailableError) => void) | undefined
     const deadline = new Promise<never>((_resolve, reject) => {
+      if (options.failFast) {
+        onFailure = reject
+        this.#failFastWaiters.add(onFailure)
+      }
       timer = setTimeout(() => {
         const last = this.#lastFailure
         const current = this.#current
@@ -250,13 +287,14 @@ export class ScopeTokens {
     } finally {
       clearTimeout(timer)
       if (onAbort) signal?.removeEventListener('abort', onAbort)
+      if (onFailure) this.#failFastWaiters.delete(onFailure)
     }
   }
 
   /** Single flight: every caller shares the acquisition in progress. */
   #acquire (): Promise<HeldToken> {
     if (!this.#inflight) {
-      const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined; this.#current = undefined })
+      const acquisition = this.#runAcquisition().finally(() => { this.#inflight = undefined; this.#current = undefined; this.#retryingAtMs = undefined })
       // Waiters may all have timed out: the outcome is still recorded, and a failure schedules the
       // next acquisition in the background, so that a token is eventually held without a request.
       acquisition.catch((error: unknown) => { this.#scheduleAfterFailure(error) })
@@ -275,7 +313,9 @@ export class ScopeTokens {
         finished('failure')
         throw this.#lastFailure
       }
+      if (this.#failedAnswers >= failFastStreak) this.#retryingAtMs = this.#retryNotBeforeMs
       await sleep(throttledForMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
+      this.#retryingAtMs = undefined
     }
     let timeoutMs = this.#pace.firstAttemptMs()
     for (let attempt = 0; ; attempt++) {
@@ -305,16 +345,25 @@ export class ScopeTokens {
         if (failure.retryAfterMs !== undefined) this.#retryNotBeforeMs = Date.now() + failure.retryAfterMs
         // An attempt we cut: the endpoint may be slow rather than gone, so the next one may wait
         // for the rest of the deadline (a 408 is the endpoint's own answer, not a cut).
-        if (failure.reason === 'timeout' && failure.status === undefined) timeoutMs = Math.max(timeoutMs, deadlineMs - Date.now() - delayMs)
+        const cut = failure.reason === 'timeout' && failure.status === undefined
+        if (cut) timeoutMs = Math.max(timeoutMs, deadlineMs - Date.now() - delayMs)
         if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
           this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
           finished('failure')
           throw failure
         }
         this.#current = { ...this.#current!, nextAtMs: Date.now() + delayMs }
+        // A cut attempt says the endpoint is slow, not failing: failFast calls wait for the next one.
+        if (!cut) this.#failedAnswers++
+        if (!cut && this.#failedAnswers >= failFastStreak) {
+          this.#retryingAtMs = Date.now() + delayMs
+          for (const reject of this.#failFastWaiters) reject(this.#failing(failure, this.#retryingAtMs))
+          this.#failFastWaiters.clear()
+        }
         // Expected while the endpoint recovers: the message, without a stack per attempt.
         this.#log.warn({ ...fields, retryInMs: Math.round(delayMs), error: failure.message }, 'managed identity token: attempt failed, retrying')
         await sleep(delayMs, undefined, { signal: this.#closing.signal, ref: false }).catch(() => {})
+        this.#retryingAtMs = undefined
         if (this.#closing.signal.aborted) throw failure
       }
     }
@@ -365,6 +414,7 @@ export class ScopeTokens {
     }
     this.#held = next
     this.#lastFailure = undefined
+    this.#failedAnswers = 0
     this.#fatalUntilMs = 0
     // Jittered, so that a scale set's instances, which all started together, do not refresh together.
     const { refreshFraction, refreshJitter } = this.#settings

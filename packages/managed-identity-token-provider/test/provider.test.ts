@@ -292,3 +292,48 @@ test('readiness before any scope counts: never ready, and says why', async (t) =
   assert.match(provider.notReadyReason() ?? '', /^no token yet: .*Identity not found/)
   assert.equal(provider.expiresInSeconds(), 0)
 })
+
+test('failFast: once the endpoint has failed twice in a row, a call is answered at once instead of waiting through the backoff; calls without it still wait', async (t) => {
+  // Two attempts fail after 100 ms each, 300 ms of backoff after each (base = max), then a token:
+  // failures at ~100 and ~500 ms, the token at ~900 ms.
+  const credential = new ScriptedCredential(async (call) => {
+    await delay(100)
+    if (call <= 2) throw httpError(500, `busy ${call}`)
+    return token('third')
+  })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, retryBaseDelayMs: 300, retryMaxDelayMs: 300 })
+  t.after(() => provider.close())
+  const since = (start: number) => performance.now() - start
+
+  // A single failure is a blip: the call waits through its backoff, and is released by the second failure.
+  let start = performance.now()
+  const released = await provider.getToken(scope, { failFast: true }).then(() => undefined, (e: unknown) => e)
+  const releasedAfterMs = since(start)
+  assert.ok(released instanceof TokenUnavailableError)
+  assert.equal(released.reason, 'server_error')
+  assert.equal(released.fetching, true)
+  assert.equal(released.deploymentError, false)
+  assert.match(released.message, /the identity endpoint is failing, the next attempt is in \d+\.\d s; last failure: .*busy 2/)
+  assert.ok(releasedAfterMs >= 400 && releasedAfterMs < 850, `released after ${Math.round(releasedAfterMs)} ms, at the second failure`)
+  assert.equal(credential.calls.length, 2)
+
+  // During the second backoff: at once, with the time to the next attempt as retryAfterMs.
+  start = performance.now()
+  const during = await provider.getToken(scope, { failFast: true }).then(() => undefined, (e: unknown) => e)
+  assert.ok(since(start) < 50, `answered in ${Math.round(since(start))} ms`)
+  assert.ok(during instanceof TokenUnavailableError)
+  assert.ok(during.retryAfterMs !== undefined && during.retryAfterMs > 0 && during.retryAfterMs <= 300, `retryAfterMs ${during.retryAfterMs}`)
+
+  // The same call without failFast waits through the backoff and gets the retry's token.
+  assert.equal((await provider.getToken(scope)).token, 'third')
+  assert.equal(credential.calls.length, 3, 'the failFast calls started no attempt of their own')
+  // Once a token is held, failFast changes nothing.
+  assert.equal((await provider.getToken(scope, { failFast: true })).token, 'third')
+})
+
+test('failFast: a single failure is waited through', async (t) => {
+  const credential = new ScriptedCredential(async (call) => { if (call === 1) throw httpError(500, 'blip'); return token('second') })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
+  t.after(() => provider.close())
+  assert.equal((await provider.getToken(scope, { failFast: true })).token, 'second')
+})

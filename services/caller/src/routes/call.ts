@@ -6,7 +6,8 @@ import { ApiUnreachableError, type ApiResponse } from '../plugins/api-client.ts'
 /**
  * GET /call: what a real caller does with its managed identity: get a token, call the api,
  * answer with the claims the api saw. Its failures are the caller's contract:
- * - 503 token_unavailable (or managed_identity_misconfigured): no token; says why;
+ * - 503 token_unavailable (or managed_identity_misconfigured): no token; says why. While the
+ *   identity endpoint is failing this comes at once, with Retry-After (getToken's failFast);
  * - 502 api_unreachable: the api gave no answer in time;
  * - 502 api_rejected: the api answered something else than 200; its reason code (read from its
  *   challenge), a pointer to explain, and its status, WWW-Authenticate and body are passed on.
@@ -43,7 +44,10 @@ export const callRoutes: FastifyPluginAsync<CallRoutesOptions> = async (fastify,
   async function callApi (request: FastifyRequest, reply: FastifyReply, forceRefresh: boolean): Promise<ApiResponse | undefined> {
     let token: string
     try {
-      ({ token } = await fastify.managedIdentity.getToken(scope, { forceRefresh }))
+      // failFast: while the identity endpoint fails, a /call answers 503 with Retry-After at once
+      // rather than holding the request through the backoff (a 20 s run of 429s once held every /call
+      // for TOKEN_WAIT_TIMEOUT_MS, and the soak's client fell more than 10 s behind).
+      ({ token } = await fastify.managedIdentity.getToken(scope, { forceRefresh, failFast: true }))
     } catch (error) {
       if (!(error instanceof TokenUnavailableError)) throw error
       request.log.warn({ reason: error.reason, err: error }, 'no token from the managed identity')
