@@ -232,9 +232,10 @@ try {
   // Overload: twice what row 3 measured, open loop, to the api with its default shedding and to the
   // same api without (row 3's process): the first must refuse fast, the second shows the queue.
   const capacity = row('3')?.rps ?? 0
-  // A refusal costs about what row 1's request does (routing, a small JSON, the socket write), so past
-  // row 1's rate no answer, not even a 503, can be on time. When twice row 3 is beyond it, the row also
-  // runs at 0.8x row 1: the most the api could refuse, where shedding has to hold.
+  // Row 1 is not a ceiling for refusals: under this generator a bare node:http server answering the same
+  // 503 used 38 µs of CPU per request at 25,000 req/s and 28-29 µs at 28,000 and 32,000 (busier sockets
+  // batch more per read), none late (a throwaway run, 2026-11-30 18:55 UTC). When twice row 3 is more
+  // than 0.8x row 1, the row also runs at 0.8x row 1, a second point where shedding has to hold.
   const limitRps = row('1')?.rps ?? 0
   const rates = [2 * capacity, ...(2 * capacity > 0.8 * limitRps && limitRps > capacity ? [0.8 * limitRps] : [])]
   if (capacity > 0) {
@@ -363,16 +364,15 @@ try {
     : `${(shedding.shareRefused * 100).toFixed(0)}% refused, ${shedding.late} of ${shedding.sent} answered after the deadline, accepted p99 ${shedding.acceptedMs.p99.toFixed(0)} ms${off ? ` (without shedding: ${off.late} late, accepted p99 ${off.acceptedMs.p99.toFixed(0)} ms)` : ''}`
   const [shed, unshed, shedAtLimit, unshedAtLimit] = overload
   if (shed) {
-    const beyond = limitRps > 0 && shed.offeredRps > limitRps ? `; ${Math.round(shed.offeredRps)} req/s is more than row 1 answers (${Math.round(limitRps)}): no answer at all, a 503 included, can keep up there` : ''
     targets.push({
       goal: `past capacity (2x row 3, open loop) the api refuses fast: nothing answered after its client's ${shed.giveUpMs} ms deadline, 503 with Retry-After for what it cannot serve`,
-      measured: describe(shed, unshed) + beyond,
+      measured: describe(shed, unshed),
       met: shed.late === 0
     })
   }
   if (shedAtLimit) {
     targets.push({
-      goal: `past capacity, at the most the api could refuse (0.8x row 1 = ${(shedAtLimit.offeredRps / capacity).toFixed(2)}x row 3), nothing answered after the deadline`,
+      goal: `past capacity, at 0.8x row 1 (${(shedAtLimit.offeredRps / capacity).toFixed(2)}x row 3), nothing answered after the deadline`,
       measured: describe(shedAtLimit, unshedAtLimit),
       met: shedAtLimit.late === 0
     })
