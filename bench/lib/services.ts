@@ -19,10 +19,11 @@ const asService = (running: RunningService): Service => ({
   stop: running.stop
 })
 
-export async function startApi (authorityHost: string, extraEnv: Record<string, string> = {}, { dropLogs = false } = {}): Promise<Service> {
+export async function startApi (authorityHost: string, extraEnv: Record<string, string> = {}, { dropLogs = false, nodeFlags }: { dropLogs?: boolean, nodeFlags?: string[] } = {}): Promise<Service> {
   const port = await freePort()
   const api = await startService('api', {
     timeoutMs: 60_000,
+    ...(nodeFlags ? { nodeFlags } : {}),
     env: { ...apiEnv(authorityHost, tenant.tenantId, `${tenant.apiClientId},${tenant.apiAppIdUri}`), PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv }
   })
   if (dropLogs) {

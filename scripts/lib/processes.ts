@@ -25,13 +25,23 @@ const entryPoints: Record<ServiceName, string> = {
 
 /**
  * Node flags a service runs with, here as in package.json's start script and its Dockerfile's CMD
- * (test/containers/launch-flags.test.ts holds the three together). The api: V8 grows the young generation
- * of an allocation-heavy server on a large machine to 64 MB semi-spaces, which was 128 MB of the api's
- * 263 MB peak RSS on distinct tokens; 8 MB semi-spaces kept it at 163 MB with the same req/s and CPU per
- * request (bench row 3, same run: 12,225 against 12,128 req/s, 90 against 88 µs).
+ * (test/containers/launch-flags.test.ts holds the three together). The api:
+ * - --max-semi-space-size=8: V8 grows the young generation of an allocation-heavy server on a large
+ *   machine to 64 MB semi-spaces, which was 128 MB of the api's 263 MB peak RSS on distinct tokens; 8 MB
+ *   semi-spaces kept it at 163 MB with the same req/s and CPU per request (bench row 3, same run: 12,225
+ *   against 12,128 req/s, 90 against 88 µs).
+ * - --max-old-space-size=256: V8 lets the old generation grow to up to 4x its live size before a full GC
+ *   when the heap limit is 2 GB or more (this 24 GB machine's default is 4 GB), and 1.3x at 256 MB
+ *   (MaxGrowingFactor, V8's src/heap/heap-controller.cc). Pages V8 has used stay in RSS, so the api's RSS
+ *   climbed in steps each time a burst took the old generation higher: in the 10-minute soak of 19:16 UTC
+ *   (2026-11-30) from 182 to 227 MB while the live heap stayed at 26-53 MB (old space peaking at 70-130
+ *   MB), and two other soaks failed the same way. With the limit the old space peaked at 31 MB and RSS held
+ *   at 158-160 MB (soak of 19:27, at 512 MB). The live set is bounded (tokenCache.maxBytes 8 MiB, the keys)
+ *   at about 30 MB; 256 MB is half a Container Apps replica's 0.5 GiB (deploy/), so a leak would end in
+ *   V8's own heap-limit error before the replica's memory limit.
  */
 export const nodeFlags: Record<ServiceName, string[]> = {
-  api: ['--max-semi-space-size=8'],
+  api: ['--max-semi-space-size=8', '--max-old-space-size=256'],
   caller: [],
   'mock-imds': []
 }
@@ -41,6 +51,11 @@ export interface StartOptions {
   /** Pass the service's output through to this process's stdout/stderr. */
   inheritOutput?: boolean
   timeoutMs?: number
+  /**
+   * Node flags instead of the service's nodeFlags: only for a measurement that needs other ones (the
+   * bench's overload comparison without shedding lifts the api's heap limit, or its queue kills it).
+   */
+  nodeFlags?: string[]
 }
 
 /**
@@ -56,7 +71,7 @@ export async function startService (name: ServiceName, options: StartOptions = {
   }
   // Generous: two cores shared by a whole test run start a Node process in seconds, not milliseconds.
   const timeoutMs = options.timeoutMs ?? 30_000
-  const child = spawn(process.execPath, [...nodeFlags[name], entryPoints[name]], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? nodeFlags[name]), entryPoints[name]], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const logs: string[] = []
   let buffered = ''
   const listening = new Promise<number>((resolve, reject) => {
