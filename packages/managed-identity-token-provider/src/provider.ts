@@ -15,10 +15,10 @@ export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
   /**
    * For request paths: while the identity endpoint is failing (its last two answers were retryable
    * failures: a 429, a 5xx, IMDS's 404 or 410, an unreadable answer, a refused connection) and no
-   * fresh token is held, throw
-   * {@link TokenUnavailableError} at once (with `retryAfterMs` until the next attempt, and
-   * `fetching: true`) instead of waiting through the backoff or Retry-After. A call that is waiting
-   * for an attempt in flight is released the moment that attempt fails. Past a failing dependency a
+   * fresh token is held (or `forceRefresh` skips it), throw
+   * {@link TokenUnavailableError} at once (with `retryAfterMs` until the next attempt, at least
+   * 1000, and `fetching: true`) instead of waiting through the backoff or Retry-After. A call that is
+   * waiting for an attempt in flight is released when that attempt's failure completes the two. Past a failing dependency a
    * service should refuse fast rather than hold every request for `waitTimeoutMs`. Calls still wait,
    * up to `waitTimeoutMs`, before any failure (a cold start), through a single failure (a blip such
    * as IMDS's 404 while it updates: the retry comes within the backoff or Retry-After), and after an

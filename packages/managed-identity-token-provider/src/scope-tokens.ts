@@ -248,7 +248,8 @@ export class ScopeTokens {
   /** A failFast call's answer while the endpoint is failing and the next attempt is not yet due. */
   #failing (last: IdentityEndpointError, nextAtMs: number): TokenUnavailableError {
     const inMs = Math.max(0, nextAtMs - Date.now())
-    return this.#unavailable(`the identity endpoint is failing, the next attempt is in ${(inMs / 1000).toFixed(1)} s; last failure: ${last.message}`, last, inMs, true)
+    // retryAfterMs at least 1 s, as for every transient failure (TokenUnavailableError's contract).
+    return this.#unavailable(`the identity endpoint is failing, the next attempt is in ${(inMs / 1000).toFixed(1)} s; last failure: ${last.message}`, last, Math.max(1000, inMs), true)
   }
 
   async #waitFor (acquisition: Promise<HeldToken>, options: GetOptions): Promise<HeldToken> {
@@ -324,6 +325,8 @@ export class ScopeTokens {
       this.#current = { attempt: attempt + 1, startedAtMs: Date.now(), timeoutMs: attemptTimeoutMs }
       try {
         const held = this.#adopt(await this.#attemptOnce(attemptTimeoutMs))
+        // Any answer with a usable token ends the streak, the held token handed back again included.
+        this.#failedAnswers = 0
         this.#pace.succeeded(performance.now() - attemptStarted)
         finished('success')
         return held
@@ -336,6 +339,8 @@ export class ScopeTokens {
         if (refreshing) this.#observer.refreshFailed?.()
         const fields = { scopes: this.#scopes, reason: failure.reason, status: failure.status, attempt: attempt + 1, refreshing }
         if (!failure.retryable) {
+          // A deployment error is no streak of transient failures: failFast starts counting afresh after it.
+          this.#failedAnswers = 0
           this.#fatalUntilMs = Date.now() + this.#settings.fatalCooldownMs
           this.#log.error({ ...fields, err: failure }, 'managed identity token: deployment error, not retried')
           finished('failure')
@@ -347,14 +352,15 @@ export class ScopeTokens {
         // for the rest of the deadline (a 408 is the endpoint's own answer, not a cut).
         const cut = failure.reason === 'timeout' && failure.status === undefined
         if (cut) timeoutMs = Math.max(timeoutMs, deadlineMs - Date.now() - delayMs)
+        // Counted before the deadline check: the failure that ends an acquisition is part of the streak too.
+        // A cut attempt says the endpoint is slow, not failing: failFast calls wait for the next one.
+        if (!cut) this.#failedAnswers++
         if (Date.now() + delayMs >= deadlineMs || this.#closing.signal.aborted) {
           this.#log.warn({ ...fields, err: failure }, 'managed identity token: acquisition gave up at its deadline')
           finished('failure')
           throw failure
         }
         this.#current = { ...this.#current!, nextAtMs: Date.now() + delayMs }
-        // A cut attempt says the endpoint is slow, not failing: failFast calls wait for the next one.
-        if (!cut) this.#failedAnswers++
         if (!cut && this.#failedAnswers >= failFastStreak) {
           this.#retryingAtMs = Date.now() + delayMs
           for (const reject of this.#failFastWaiters) reject(this.#failing(failure, this.#retryingAtMs))

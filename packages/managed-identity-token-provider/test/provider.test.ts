@@ -294,8 +294,9 @@ test('readiness before any scope counts: never ready, and says why', async (t) =
 })
 
 test('failFast: once the endpoint has failed twice in a row, a call is answered at once instead of waiting through the backoff; calls without it still wait', async (t) => {
-  // Two attempts fail after 100 ms each, 300 ms of backoff after each (base = max), then a token:
-  // failures at ~100 and ~500 ms, the token at ~900 ms.
+  // Two attempts fail after 100 ms each, 297 ms of backoff after each (full jitter, base = max, the
+  // random draw pinned at 0.99), then a token: failures at ~100 and ~500 ms, the token at ~900 ms.
+  t.mock.method(Math, 'random', () => 0.99)
   const credential = new ScriptedCredential(async (call) => {
     await delay(100)
     if (call <= 2) throw httpError(500, `busy ${call}`)
@@ -317,12 +318,14 @@ test('failFast: once the endpoint has failed twice in a row, a call is answered 
   assert.ok(releasedAfterMs >= 400 && releasedAfterMs < 850, `released after ${Math.round(releasedAfterMs)} ms, at the second failure`)
   assert.equal(credential.calls.length, 2)
 
-  // During the second backoff: at once, with the time to the next attempt as retryAfterMs.
+  // During the second backoff: at once. retryAfterMs is the time to the next attempt, at least 1 s
+  // (TokenUnavailableError's contract for a transient failure); the message gives the real time.
   start = performance.now()
   const during = await provider.getToken(scope, { failFast: true }).then(() => undefined, (e: unknown) => e)
   assert.ok(since(start) < 50, `answered in ${Math.round(since(start))} ms`)
   assert.ok(during instanceof TokenUnavailableError)
-  assert.ok(during.retryAfterMs !== undefined && during.retryAfterMs > 0 && during.retryAfterMs <= 300, `retryAfterMs ${during.retryAfterMs}`)
+  assert.equal(during.retryAfterMs, 1000)
+  assert.match(during.message, /the next attempt is in 0\.[0-3] s/)
 
   // The same call without failFast waits through the backoff and gets the retry's token.
   assert.equal((await provider.getToken(scope)).token, 'third')
@@ -336,4 +339,23 @@ test('failFast: a single failure is waited through', async (t) => {
   const provider = new ManagedIdentityTokenProvider({ credential, ...fast })
   t.after(() => provider.close())
   assert.equal((await provider.getToken(scope, { failFast: true })).token, 'second')
+})
+
+test('failFast: a deployment error ends the streak, so the next transient failure is one blip again', async (t) => {
+  // 500, 500 (a streak of two), then 400 Identity not found; after the 300 ms cooldown the background
+  // acquisition meets one 500 and then a token. Every answer takes 100 ms, every backoff 49.5 ms.
+  t.mock.method(Math, 'random', () => 0.99)
+  const credential = new ScriptedCredential(async (call) => {
+    await delay(100)
+    if (call === 3) throw httpError(400, 'Identity not found')
+    if (call <= 4) throw httpError(500, `busy ${call}`)
+    return token('after-fix')
+  })
+  const provider = new ManagedIdentityTokenProvider({ credential, ...fast, retryBaseDelayMs: 50, retryMaxDelayMs: 50, fatalCooldownMs: 300 })
+  t.after(() => provider.close())
+  await assert.rejects(provider.getToken(scope), { reason: 'identity_not_found', deploymentError: true })
+  // The cooldown ends ~300 ms after the 400 (at ~400 ms): attempt 4 starts then and fails at ~800 ms.
+  await delay(350)
+  assert.equal((await provider.getToken(scope, { failFast: true })).token, 'after-fix', 'one 500 after the deployment error is waited through')
+  assert.equal(credential.calls.length, 5)
 })
