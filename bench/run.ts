@@ -12,6 +12,7 @@ import { readMetrics, startTarget, sumMetric } from './lib/processes.ts'
 import { markdown, type BenchResults, type Burst, type Overload, type Target } from './lib/report.ts'
 import { combine, machine, measure, ratio, settingsFor, type MeasureOptions, type Row } from './lib/rows.ts'
 import { admin, apiCooldown, startApi, startCaller, startMockImds, tokenRequests } from './lib/services.ts'
+import { nodeFlags } from '../scripts/lib/processes.ts'
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string' } } })
 const settings = settingsFor(args.quick ?? false)
@@ -86,7 +87,7 @@ try {
     startApi(issuer.url, noShedding).then(track),
     startApi(apiInfoIssuer.url, { LOG_LEVEL: 'info', ...noShedding }, { dropLogs: true }).then(track),
     startApi(apiShedIssuer.url).then(track),
-    startApi(apiUnshedIssuer.url, noShedding, { nodeFlags: ['--max-semi-space-size=8'] }).then(track),
+    startApi(apiUnshedIssuer.url, noShedding, { nodeFlags: nodeFlags.api.filter((flag) => !flag.startsWith('--max-old-space-size=')) }).then(track),
     startApi(apiInlineIssuer.url, { AUTH_SIGNATURE_CHECKS: 'event-loop', ...noShedding }).then(track),
     startMockImds().then(track),
     ...peers.map(([file], index) => startTarget(file, targetEnv((peerIssuers[index] ?? issuer).url)).then(track))

@@ -18,8 +18,9 @@ export interface ManagedIdentityGetTokenOptions extends GetTokenOptions {
    * fresh token is held (or `forceRefresh` skips it), throw
    * {@link TokenUnavailableError} at once (with `retryAfterMs` until the next attempt, at least
    * 1000, and `fetching: true`) instead of waiting through the backoff or Retry-After. A call that is
-   * waiting for an attempt in flight is released when that attempt's failure completes the two. Past a failing dependency a
-   * service should refuse fast rather than hold every request for `waitTimeoutMs`. Calls still wait,
+   * waiting for an attempt in flight is released when that attempt's failure completes the two.
+   * Past a failing dependency a service should refuse fast rather than hold every request for
+   * `waitTimeoutMs`. Calls still wait,
    * up to `waitTimeoutMs`, before any failure (a cold start), through a single failure (a blip such
    * as IMDS's 404 while it updates: the retry comes within the backoff or Retry-After), and after an
    * attempt cut at `attemptTimeoutMs` (a slow endpoint is not a failing one; the next attempt may

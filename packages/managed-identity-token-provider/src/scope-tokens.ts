@@ -187,10 +187,8 @@ export class ScopeTokens {
     const acquisition = this.#acquire()
     // #acquire has run the acquisition up to its first wait, so #retryingAtMs is current.
     const retryingAtMs = this.#retryingAtMs
-    if (options.failFast && last !== undefined && retryingAtMs !== undefined) {
-      acquisition.catch(() => {})
-      throw this.#failing(last, retryingAtMs)
-    }
+    // The acquisition's own rejection is handled by #acquire (it schedules the next one).
+    if (options.failFast && last !== undefined && retryingAtMs !== undefined) throw this.#failing(last, retryingAtMs)
     return this.#accessToken(await this.#waitFor(acquisition, options))
   }
 
